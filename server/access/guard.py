@@ -1,0 +1,140 @@
+"""Resolve who the actor is in a visit or session, and ask the policy.
+
+Transport layers call ``visit_scope`` / ``session_scope`` with the action their
+route or event names; a person who is not a member gets ``not_found`` (ids are not
+confirmed to outsiders), a member the policy denies gets ``forbidden``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.access.policy import Action, decide
+from server.agenda.models import Access, AgendaSession, SessionInvitee, SessionRole, SessionRoleName
+from server.core.errors import DomainError, forbidden, not_found
+from server.people.models import Membership, Person, Role
+from server.visits.models import Delegation, Visit
+
+
+@dataclass(frozen=True)
+class Actor:
+    person_id: str
+    name: str
+    timezone: str
+    membership_id: str
+    role: Role
+    delegation: str | None
+    visit_id: str
+
+    def public(self) -> dict[str, str | None]:
+        return {
+            "membership_id": self.membership_id,
+            "name": self.name,
+            "role": str(self.role),
+            "delegation": self.delegation,
+        }
+
+
+@dataclass(frozen=True)
+class VisitScope:
+    actor: Actor
+    visit: Visit
+
+
+@dataclass(frozen=True)
+class SessionScope:
+    actor: Actor
+    visit: Visit
+    session: AgendaSession
+    is_chair: bool
+    is_invited: bool
+
+
+async def actor_in_visit(db: AsyncSession, person: Person, visit_id: str) -> tuple[Actor, Visit]:
+    if not isinstance(visit_id, str) or len(visit_id) > 64:
+        raise not_found("Visit")
+    row = (
+        await db.execute(
+            select(Membership, Visit, Delegation.name)
+            .join(Visit, Visit.id == Membership.visit_id)
+            .outerjoin(Delegation, Delegation.id == Membership.delegation_id)
+            .where(Membership.visit_id == visit_id, Membership.person_id == person.id)
+        )
+    ).first()
+    if row is None:
+        raise not_found("Visit")
+    membership, visit, delegation = row
+    actor = Actor(
+        person_id=person.id,
+        name=person.name,
+        timezone=person.timezone,
+        membership_id=membership.id,
+        role=Role(membership.role),
+        delegation=delegation,
+        visit_id=visit.id,
+    )
+    return actor, visit
+
+
+async def visit_scope(db: AsyncSession, person: Person, visit_id: str, action: Action) -> VisitScope:
+    actor, visit = await actor_in_visit(db, person, visit_id)
+    if not decide(action, actor.role):
+        raise forbidden()
+    return VisitScope(actor, visit)
+
+
+async def chair_ids(db: AsyncSession, session: AgendaSession) -> set[str]:
+    """Memberships that chair a session: its named chairs, else the secretariat."""
+    named = set(
+        (
+            await db.execute(
+                select(SessionRole.membership_id).where(
+                    SessionRole.session_id == session.id, SessionRole.role == SessionRoleName.CHAIR
+                )
+            )
+        ).scalars()
+    )
+    if named:
+        return named
+    return set(
+        (
+            await db.execute(
+                select(Membership.id).where(
+                    Membership.visit_id == session.visit_id, Membership.role == Role.SECRETARIAT
+                )
+            )
+        ).scalars()
+    )
+
+
+async def session_scope(
+    db: AsyncSession, person: Person, session_id: str, action: Action
+) -> SessionScope:
+    if not isinstance(session_id, str) or len(session_id) > 64:
+        raise not_found("Session")
+    session = await db.get(AgendaSession, session_id)
+    if session is None:
+        raise not_found("Session")
+    try:
+        actor, visit = await actor_in_visit(db, person, session.visit_id)
+    except DomainError:
+        raise not_found("Session") from None
+    is_chair = actor.membership_id in await chair_ids(db, session)
+    is_invited = (
+        await db.execute(
+            select(SessionInvitee.id).where(
+                SessionInvitee.session_id == session.id,
+                SessionInvitee.membership_id == actor.membership_id,
+            )
+        )
+    ).first() is not None
+    access = Access(session.access)
+    # Someone who may not even see the session is told it does not exist.
+    if not decide(Action.SESSION_VIEW, actor.role, access, is_chair=is_chair, is_invited=is_invited):
+        raise not_found("Session")
+    if not decide(action, actor.role, access, is_chair=is_chair, is_invited=is_invited):
+        raise forbidden()
+    return SessionScope(actor, visit, session, is_chair, is_invited)

@@ -1,0 +1,158 @@
+"""Reading a visit's agenda as one actor may see it, with times in chosen zones."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.access.guard import Actor, chair_ids
+from server.access.policy import Action, decide
+from server.agenda.models import Access, AgendaItem, AgendaSession, SessionInvitee
+from server.agenda.times import LocalTime, local
+from server.core.clock import iso_z, utcnow
+from server.people.models import Membership, Person, Role
+from server.visits.models import Delegation, Visit
+
+
+@dataclass(frozen=True)
+class ZoneRow:
+    delegation: str
+    zone: str
+    start: LocalTime
+    end: LocalTime
+
+
+@dataclass
+class SessionView:
+    session: AgendaSession
+    start: LocalTime
+    end: LocalTime
+    live: bool
+    items: list[AgendaItem]
+    zones: list[ZoneRow] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, object]:
+        s = self.session
+        return {
+            "id": s.id,
+            "title": s.title,
+            "start_utc": iso_z(s.start_utc),
+            "end_utc": iso_z(s.end_utc),
+            "access": s.access,
+            "articles": s.articles,
+            "requires_admission": s.requires_admission,
+            "live": self.live,
+            "items": [{"id": i.id, "title": i.title, "articles": i.articles} for i in self.items],
+        }
+
+
+async def _invited(db: AsyncSession, membership_id: str) -> set[str]:
+    rows = await db.execute(
+        select(SessionInvitee.session_id).where(SessionInvitee.membership_id == membership_id)
+    )
+    return set(rows.scalars())
+
+
+async def visible_sessions(db: AsyncSession, actor: Actor, visit_id: str) -> list[AgendaSession]:
+    """Sessions the actor may see, in time order (a stakeholder sees only theirs)."""
+    rows = await db.execute(
+        select(AgendaSession).where(AgendaSession.visit_id == visit_id).order_by(AgendaSession.start_utc)
+    )
+    invited = await _invited(db, actor.membership_id)
+    out = []
+    for session in rows.scalars():
+        is_chair = actor.membership_id in await chair_ids(db, session)
+        if decide(
+            Action.SESSION_VIEW,
+            actor.role,
+            Access(session.access),
+            is_chair=is_chair,
+            is_invited=session.id in invited,
+        ):
+            out.append(session)
+    return out
+
+
+async def zone_rows_by_session(
+    db: AsyncSession, visit_id: str, sessions: list[AgendaSession]
+) -> dict[str, list[ZoneRow]]:
+    """For each session, one row per (delegation, zone) of the people who may attend."""
+    rows = await db.execute(
+        select(Membership.id, Membership.role, Person.timezone, Delegation.name)
+        .join(Person, Person.id == Membership.person_id)
+        .outerjoin(Delegation, Delegation.id == Membership.delegation_id)
+        .where(Membership.visit_id == visit_id)
+    )
+    members = list(rows.all())
+    invitees = await db.execute(
+        select(SessionInvitee.session_id, SessionInvitee.membership_id).join(
+            AgendaSession, AgendaSession.id == SessionInvitee.session_id
+        ).where(AgendaSession.visit_id == visit_id)
+    )
+    invited = {(s, m) for s, m in invitees.all()}
+    result: dict[str, list[ZoneRow]] = {}
+    for session in sessions:
+        pairs: set[tuple[str, str]] = set()
+        for membership_id, role, zone, delegation in members:
+            if decide(
+                Action.SESSION_VIEW,
+                Role(role),
+                Access(session.access),
+                is_chair=True,
+                is_invited=(session.id, membership_id) in invited,
+            ):
+                pairs.add((delegation or role, zone))
+        result[session.id] = [
+            ZoneRow(d, z, local(session.start_utc, z), local(session.end_utc, z))
+            for d, z in sorted(pairs, key=lambda p: (local(session.start_utc, p[1]).offset, p[0]))
+        ]
+    return result
+
+
+async def session_items(db: AsyncSession, session_ids: list[str]) -> dict[str, list[AgendaItem]]:
+    if not session_ids:
+        return {}
+    rows = await db.execute(
+        select(AgendaItem).where(AgendaItem.session_id.in_(session_ids)).order_by(AgendaItem.position)
+    )
+    out: dict[str, list[AgendaItem]] = {sid: [] for sid in session_ids}
+    for item in rows.scalars():
+        out[item.session_id].append(item)
+    return out
+
+
+def is_live(session: AgendaSession, now: datetime | None = None) -> bool:
+    now = now or utcnow()
+    return session.start_utc <= now < session.end_utc
+
+
+async def agenda(
+    db: AsyncSession, actor: Actor, visit: Visit, display_zone: str, *, with_zones: bool
+) -> list[SessionView]:
+    sessions = await visible_sessions(db, actor, visit.id)
+    items = await session_items(db, [s.id for s in sessions])
+    zones = await zone_rows_by_session(db, visit.id, sessions) if with_zones else {}
+    now = utcnow()
+    return [
+        SessionView(
+            session=s,
+            start=local(s.start_utc, display_zone),
+            end=local(s.end_utc, display_zone),
+            live=is_live(s, now),
+            items=items[s.id],
+            zones=zones.get(s.id, []),
+        )
+        for s in sessions
+    ]
+
+
+def display_zone(choice: str | None, actor: Actor, visit: Visit) -> tuple[str, str]:
+    """Viewer's own zone by default; ``visit`` or ``utc`` on request. Returns (key, zone)."""
+    if choice == "visit":
+        return "visit", visit.timezone
+    if choice == "utc":
+        return "utc", "UTC"
+    return "mine", actor.timezone

@@ -1,0 +1,151 @@
+"""The ``parley`` command: serve, db upgrade, demo, admin create, audit verify."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from server.config import DEFAULT_HOST, DEFAULT_PORT, Settings, load_settings
+from server.core.errors import DomainError
+from server.db import migrate
+from server.db.session import make_engine, make_sessionmaker
+
+T = TypeVar("T")
+
+
+async def _with_db(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
+    engine = make_engine(settings.database_url)
+    try:
+        async with make_sessionmaker(engine)() as db:
+            return await work(db)
+    finally:
+        await engine.dispose()
+
+
+def _require_schema(settings: Settings) -> None:
+    if asyncio.run(migrate.pending(settings.database_url)):
+        sys.exit("The database schema is not current. Run `parley db upgrade` first.")
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from aiohttp import web
+
+    from server.app import create_app
+
+    settings = load_settings()
+    settings = settings.with_bind(args.host or settings.host, args.port or settings.port)
+    if settings.auto_migrate:
+        migrate.upgrade(settings.database_url)
+    else:
+        _require_schema(settings)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    print(f"Parley is serving on {settings.base_url} (database: {settings.database_url.split('://')[0]})", flush=True)
+    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+
+
+def cmd_db_upgrade(_: argparse.Namespace) -> None:
+    settings = load_settings()
+    migrate.upgrade(settings.database_url)
+    print("Database schema is at the latest revision.")
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from server.demo.load import load_demo
+
+    settings = load_settings()
+    settings = settings.with_bind(args.host or settings.host, args.port or settings.port)
+    if settings.auto_migrate:
+        migrate.upgrade(settings.database_url)
+    else:
+        _require_schema(settings)
+    result = asyncio.run(_with_db(settings, lambda db: load_demo(db, settings)))
+    if args.json:
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+        return
+    print(f"Demo visit loaded: {settings.base_url}/visits/{result['visit_id']}")
+    print("Personal invitation links (each works once, then the browser stays signed in):")
+    for p in result["participants"]:
+        print(f"  {p['role']:<12} {p['name']:<20} {p['delegation'] or '':<34} {p['invite_url']}")
+
+
+def cmd_admin_create(args: argparse.Namespace) -> None:
+    from server.people.service import create_admin
+
+    settings = load_settings()
+    _require_schema(settings)
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if password != getpass.getpass("Repeat the password: "):
+            sys.exit("The passwords differ.")
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+
+    async def work(db: Any) -> None:
+        await create_admin(db, args.email, password)
+        await db.commit()
+
+    try:
+        asyncio.run(_with_db(settings, work))
+    except DomainError as err:
+        sys.exit(err.message)
+    print(f"Secretariat account {args.email} can now log in at /login.")
+
+
+def cmd_audit_verify(_: argparse.Namespace) -> None:
+    from server.audit.service import verify
+
+    settings = load_settings()
+    _require_schema(settings)
+    result = asyncio.run(_with_db(settings, verify))
+    if result.ok:
+        print(f"Audit chain intact: {result.entries} entries.")
+        return
+    print(f"Audit chain BROKEN at entry {result.broken_at}: {result.reason}.", file=sys.stderr)
+    sys.exit(1)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="parley", description="Parley: confidential virtual country visits.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the server (applies pending migrations first)")
+    serve.add_argument("--host", help=f"address to bind (default {DEFAULT_HOST} or PARLEY_HOST)")
+    serve.add_argument("--port", type=int, help=f"port (default {DEFAULT_PORT} or PARLEY_PORT)")
+    serve.set_defaults(func=cmd_serve)
+
+    db = sub.add_parser("db", help="database schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", help="apply Alembic migrations").set_defaults(func=cmd_db_upgrade)
+
+    demo = sub.add_parser("demo", help="load the demo visit and print fresh invitation links")
+    demo.add_argument("--json", action="store_true", help="print JSON")
+    demo.add_argument("--host", help="host the links should point to (as for serve)")
+    demo.add_argument("--port", type=int, help="port the links should point to (as for serve)")
+    demo.set_defaults(func=cmd_demo)
+
+    admin = sub.add_parser("admin", help="secretariat accounts")
+    admin_sub = admin.add_subparsers(dest="admin_command", required=True)
+    create = admin_sub.add_parser("create", help="create a secretariat account (password from stdin or prompt)")
+    create.add_argument("--email", required=True)
+    create.set_defaults(func=cmd_admin_create)
+
+    audit = sub.add_parser("audit", help="audit log")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    audit_sub.add_parser("verify", help="check the hash chain").set_defaults(func=cmd_audit_verify)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

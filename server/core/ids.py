@@ -1,0 +1,18 @@
+"""Opaque, random identifiers and secret tokens."""
+
+from __future__ import annotations
+
+import secrets
+
+# 16 random bytes = 128 bits; URL-safe base64 without padding (22 characters).
+ID_BYTES = 16
+TOKEN_BYTES = 32  # invitation and login tokens: 256 bits
+
+
+def new_id() -> str:
+    """A random id for a row that appears in URLs; never sequential."""
+    return secrets.token_urlsafe(ID_BYTES)
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(TOKEN_BYTES)

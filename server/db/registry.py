@@ -1,0 +1,10 @@
+"""Imports every model so ``Base.metadata`` is complete (Alembic, tests)."""
+
+from server.agenda import models as agenda_models
+from server.audit import models as audit_models
+from server.db.base import Base
+from server.people import models as people_models
+from server.room import models as room_models
+from server.visits import models as visit_models
+
+__all__ = ["Base", "agenda_models", "audit_models", "people_models", "room_models", "visit_models"]

@@ -1,0 +1,279 @@
+"""Invitations, login sessions and secretariat accounts.
+
+A person enters through a personal invitation link: a 256-bit token stored only as
+a keyed hash, spent by an explicit POST ("Join"), which opens a server-side login
+session. The cookie carries only that session's own random token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.audit import service as audit
+from server.core.clock import utcnow
+from server.core.errors import DomainError, ErrorCode, invalid, not_found
+from server.core.ids import new_token
+from server.core.security import hash_password, token_hash, verify_password
+from server.people.models import Invitation, LoginSession, Membership, Person
+from server.visits.models import Visit, VisitStatus
+
+PASSWORD_LOGIN_HOURS = 12
+_LAST_SEEN_GRANULARITY = timedelta(minutes=5)
+
+
+class InvitationState(StrEnum):
+    VALID = "valid"
+    SPENT = "spent"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class InvitationView:
+    state: InvitationState
+    invitation: Invitation | None = None
+    person: Person | None = None
+    membership: Membership | None = None
+    visit: Visit | None = None
+
+
+@dataclass(frozen=True)
+class IssuedLogin:
+    token: str
+    login: LoginSession
+
+
+async def issue_invitation(
+    db: AsyncSession,
+    secret_key: bytes,
+    membership: Membership,
+    *,
+    days: int,
+    actor_person_id: str | None,
+) -> str:
+    """Issue a fresh link for a membership; any earlier unspent link stops working."""
+    now = utcnow()
+    await db.execute(
+        update(Invitation)
+        .where(
+            Invitation.membership_id == membership.id,
+            Invitation.spent_at.is_(None),
+            Invitation.revoked_at.is_(None),
+        )
+        .values(revoked_at=now)
+    )
+    token = new_token()
+    invitation = Invitation(
+        membership_id=membership.id,
+        token_hash=token_hash(secret_key, token),
+        expires_at=now + timedelta(days=days),
+    )
+    db.add(invitation)
+    await db.flush()
+    await audit.record(
+        db,
+        "invitation.issued",
+        actor_person_id=actor_person_id,
+        visit_id=membership.visit_id,
+        subject=membership.id,
+        data={"invitation": invitation.id, "expires_at": invitation.expires_at.isoformat()},
+    )
+    return token
+
+
+async def inspect_invitation(db: AsyncSession, secret_key: bytes, token: str) -> InvitationView:
+    if not token or len(token) > 200:
+        return InvitationView(InvitationState.UNKNOWN)
+    row = (
+        await db.execute(
+            select(Invitation, Membership, Person, Visit)
+            .join(Membership, Membership.id == Invitation.membership_id)
+            .join(Person, Person.id == Membership.person_id)
+            .join(Visit, Visit.id == Membership.visit_id)
+            .where(Invitation.token_hash == token_hash(secret_key, token))
+        )
+    ).first()
+    if row is None:
+        return InvitationView(InvitationState.UNKNOWN)
+    invitation, membership, person, visit = row
+    if invitation.spent_at is not None:
+        state = InvitationState.SPENT
+    elif invitation.revoked_at is not None:
+        state = InvitationState.REVOKED
+    elif invitation.expires_at <= utcnow() or visit.status == VisitStatus.ARCHIVED:
+        state = InvitationState.EXPIRED
+    else:
+        state = InvitationState.VALID
+    return InvitationView(state, invitation, person, membership, visit)
+
+
+async def spend_invitation(
+    db: AsyncSession, secret_key: bytes, token: str, *, user_agent: str
+) -> tuple[IssuedLogin, InvitationView]:
+    """Spend a valid link once and open a login session lasting until the visit is archived."""
+    view = await inspect_invitation(db, secret_key, token)
+    if view.state is not InvitationState.VALID:
+        raise DomainError(ErrorCode.GONE, f"This invitation link is {view.state}.")
+    assert view.invitation and view.person and view.membership and view.visit
+    now = utcnow()
+    # Conditional update: of two concurrent "Join" presses only one spends the link.
+    spent = await db.execute(
+        update(Invitation)
+        .where(Invitation.id == view.invitation.id, Invitation.spent_at.is_(None))
+        .values(spent_at=now)
+    )
+    if spent.rowcount != 1:  # type: ignore[attr-defined]
+        raise DomainError(ErrorCode.GONE, "This invitation link is spent.")
+    await audit.record(
+        db,
+        "invitation.spent",
+        actor_person_id=view.person.id,
+        visit_id=view.visit.id,
+        subject=view.membership.id,
+        data={"invitation": view.invitation.id},
+    )
+    issued = await open_login(
+        db, secret_key, view.person, via="invitation", visit_id=view.visit.id, user_agent=user_agent
+    )
+    return issued, view
+
+
+async def open_login(
+    db: AsyncSession,
+    secret_key: bytes,
+    person: Person,
+    *,
+    via: str,
+    visit_id: str | None,
+    user_agent: str,
+) -> IssuedLogin:
+    token = new_token()
+    login = LoginSession(
+        person_id=person.id,
+        token_hash=token_hash(secret_key, token),
+        via=via,
+        visit_id=visit_id,
+        user_agent=user_agent[:300],
+        expires_at=None if via == "invitation" else utcnow() + timedelta(hours=PASSWORD_LOGIN_HOURS),
+    )
+    db.add(login)
+    await db.flush()
+    await audit.record(
+        db, "login", actor_person_id=person.id, visit_id=visit_id, subject=login.id, data={"via": via}
+    )
+    return IssuedLogin(token, login)
+
+
+async def resolve_login(
+    db: AsyncSession, secret_key: bytes, token: str | None
+) -> tuple[Person, LoginSession] | None:
+    """The person behind a session cookie, or None when it is unknown, revoked or over."""
+    if not token or len(token) > 200:
+        return None
+    row = (
+        await db.execute(
+            select(LoginSession, Person)
+            .join(Person, Person.id == LoginSession.person_id)
+            .where(LoginSession.token_hash == token_hash(secret_key, token))
+        )
+    ).first()
+    if row is None:
+        return None
+    login, person = row
+    now = utcnow()
+    if login.revoked_at is not None or (login.expires_at is not None and login.expires_at <= now):
+        return None
+    if login.visit_id is not None:
+        status = (
+            await db.execute(select(Visit.status).where(Visit.id == login.visit_id))
+        ).scalar_one_or_none()
+        if status is None or status == VisitStatus.ARCHIVED:
+            return None
+    if now - login.last_seen_at > _LAST_SEEN_GRANULARITY:
+        login.last_seen_at = now
+        await db.commit()
+    return person, login
+
+
+async def list_logins(db: AsyncSession, person_id: str) -> list[LoginSession]:
+    rows = await db.execute(
+        select(LoginSession)
+        .where(LoginSession.person_id == person_id, LoginSession.revoked_at.is_(None))
+        .order_by(LoginSession.created_at.desc())
+    )
+    now = utcnow()
+    return [s for s in rows.scalars() if s.expires_at is None or s.expires_at > now]
+
+
+async def revoke_login(db: AsyncSession, person_id: str, login_id: str) -> None:
+    login = await db.get(LoginSession, login_id)
+    if login is None or login.person_id != person_id:
+        raise not_found("Login session")
+    if login.revoked_at is None:
+        login.revoked_at = utcnow()
+        await audit.record(db, "logout", actor_person_id=person_id, subject=login_id)
+
+
+async def password_login(
+    db: AsyncSession, secret_key: bytes, email: str, password: str, *, user_agent: str
+) -> IssuedLogin:
+    person = (
+        await db.execute(select(Person).where(Person.email == email.strip().lower()))
+    ).scalar_one_or_none()
+    # Verify against a dummy hash when the account is unknown, so timing does not
+    # reveal which addresses have accounts.
+    stored = person.password_hash if person and person.password_hash else _DUMMY_HASH
+    ok = verify_password(stored, password)
+    if not ok or person is None or not person.password_hash:
+        await audit.record(db, "login.failed", data={"email": email.strip().lower()[:320]})
+        await db.commit()
+        raise DomainError(ErrorCode.UNAUTHENTICATED, "Wrong e-mail address or password.")
+    return await open_login(db, secret_key, person, via="password", visit_id=None, user_agent=user_agent)
+
+
+_DUMMY_HASH = hash_password("parley-dummy-password-for-timing")
+
+
+async def create_admin(db: AsyncSession, email: str, password: str) -> Person:
+    """Create a secretariat account, or set the password of the person with that e-mail."""
+    email = email.strip().lower()
+    if "@" not in email or len(email) > 320:
+        raise invalid("email: not an e-mail address.")
+    if len(password) < 10:
+        raise invalid("password: use at least 10 characters.")
+    person = (await db.execute(select(Person).where(Person.email == email))).scalar_one_or_none()
+    if person is None:
+        person = Person(name=email.split("@")[0], email=email, timezone="Europe/Vienna")
+        db.add(person)
+    person.password_hash = hash_password(password)
+    person.is_admin = True
+    await db.flush()
+    await audit.record(db, "admin.created", actor_person_id=person.id, subject=person.id)
+    return person
+
+
+async def active_person(db: AsyncSession, login_id: str) -> Person | None:
+    """The person of a still-valid login session (re-checked on every realtime event)."""
+    row = (
+        await db.execute(
+            select(LoginSession, Person)
+            .join(Person, Person.id == LoginSession.person_id)
+            .where(LoginSession.id == login_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    login, person = row
+    if login.revoked_at is not None or (login.expires_at is not None and login.expires_at <= utcnow()):
+        return None
+    if login.visit_id is not None:
+        status = (await db.execute(select(Visit.status).where(Visit.id == login.visit_id))).scalar_one()
+        if status == VisitStatus.ARCHIVED:
+            return None
+    return person

@@ -1,0 +1,266 @@
+"""The Socket.IO layer: authenticated connect, typed event registry, acknowledgements.
+
+Each event is declared once with the policy action it needs and the pydantic model
+of its payload; the wrapper validates, authorises through the access guard, calls
+the room service, broadcasts what the service committed, and returns
+``{"ok": true, ...}`` or ``{"error": {"code", "message"}}``. Nothing else in the
+code base talks to python-socketio.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from http.cookies import SimpleCookie
+from typing import Any
+
+import socketio
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from server.access.guard import SessionScope, session_scope
+from server.access.policy import Action
+from server.config import Settings
+from server.core.errors import DomainError, ErrorCode, invalid
+from server.people import service as people
+from server.room import schemas
+from server.room.service import Outcome, RoomService
+
+log = logging.getLogger("parley.realtime")
+COOKIE_NAME = "parley_session"
+
+
+def room_name(session_id: str) -> str:
+    return f"s:{session_id}"
+
+
+def lobby_name(session_id: str, membership_id: str) -> str:
+    return f"w:{session_id}:{membership_id}"
+
+
+@dataclass(frozen=True)
+class EventContext:
+    sid: str
+    db: AsyncSession
+    scope: SessionScope
+    payload: Any
+
+
+Handler = Callable[["Realtime", EventContext], Awaitable[Outcome | dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    name: str
+    action: Action
+    model: type[BaseModel]
+    handler: Handler
+
+
+EVENTS: dict[str, EventSpec] = {}
+
+
+def event(name: str, action: Action, model: type[BaseModel]) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        EVENTS[name] = EventSpec(name, action, model, handler)
+        return handler
+
+    return register
+
+
+def _error(err: DomainError) -> dict[str, Any]:
+    return err.as_payload()
+
+
+def _describe(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "payload"
+    return f"{where}: {first['msg']}"
+
+
+class Realtime:
+    def __init__(
+        self, settings: Settings, sessions: async_sessionmaker[AsyncSession], rooms: RoomService
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.rooms = rooms
+        manager = (
+            socketio.AsyncRedisManager(settings.redis_url) if settings.redis_url else None
+        )
+        self.sio = socketio.AsyncServer(
+            async_mode="aiohttp",
+            cors_allowed_origins=list(settings.allowed_origins),
+            client_manager=manager,
+            max_http_buffer_size=64 * 1024,
+            logger=False,
+            engineio_logger=False,
+        )
+        self.sio.on("connect", self._connect)
+        self.sio.on("disconnect", self._disconnect)
+        for spec in EVENTS.values():
+            self.sio.on(spec.name, self._dispatcher(spec))
+
+    async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        origin = environ.get("HTTP_ORIGIN")
+        if origin not in self.settings.allowed_origins:
+            raise socketio.exceptions.ConnectionRefusedError(
+                {"code": "forbidden", "message": "This origin is not allowed."}
+            )
+        cookie = SimpleCookie()
+        cookie.load(environ.get("HTTP_COOKIE", ""))
+        token = cookie[COOKIE_NAME].value if COOKIE_NAME in cookie else None
+        async with self.sessions() as db:
+            found = await people.resolve_login(db, self.settings.secret_key, token)
+        if found is None:
+            raise socketio.exceptions.ConnectionRefusedError(
+                {"code": "unauthenticated", "message": "Open your invitation link to sign in."}
+            )
+        person, login = found
+        await self.sio.save_session(sid, {"login_id": login.id, "rooms": []})
+
+    async def _disconnect(self, sid: str, *_: Any) -> None:
+        saved = await self.sio.get_session(sid)
+        for session_id in saved.get("rooms", []):
+            try:
+                async with self.sessions() as db:
+                    person = await people.active_person(db, saved["login_id"])
+                    if person is None:
+                        continue
+                    scope = await session_scope(db, person, session_id, Action.SESSION_ENTER)
+                    await self._broadcast(await self.rooms.leave(db, scope, sid), session_id)
+            except DomainError:
+                continue
+            except Exception:  # a failed leave must not stop the others
+                log.exception("leave failed for %s in %s", sid, session_id)
+
+    def _dispatcher(self, spec: EventSpec) -> Callable[..., Awaitable[dict[str, Any]]]:
+        async def dispatch(sid: str, data: Any = None) -> dict[str, Any]:
+            try:
+                if not isinstance(data, dict):
+                    raise invalid("payload: expected an object.")
+                try:
+                    payload = spec.model.model_validate(data)
+                except ValidationError as exc:
+                    raise invalid(_describe(exc)) from None
+                saved = await self.sio.get_session(sid)
+                async with self.sessions() as db:
+                    person = await people.active_person(db, saved["login_id"])
+                    if person is None:
+                        raise DomainError(ErrorCode.UNAUTHENTICATED, "Your login has ended.")
+                    scope = await session_scope(db, person, payload.session_id, spec.action)  # type: ignore[attr-defined]
+                    result = await spec.handler(self, EventContext(sid, db, scope, payload))
+                if isinstance(result, Outcome):
+                    await self._broadcast(result, scope.session.id)
+                    return {"ok": True, **result.ack}
+                return {"ok": True, **result}
+            except DomainError as err:
+                return _error(err)
+            except Exception:
+                log.exception("event %s failed", spec.name)
+                return _error(DomainError(ErrorCode.INTERNAL, "Something went wrong; nothing was changed."))
+
+        return dispatch
+
+    async def _broadcast(self, outcome: Outcome, session_id: str) -> None:
+        for item in outcome.events:
+            await self.sio.emit("room.event", {"session_id": session_id, **item}, room=room_name(session_id))
+        for membership_id, status in outcome.admissions:
+            await self.sio.emit(
+                "room.admission",
+                {"session_id": session_id, "status": status},
+                room=lobby_name(session_id, membership_id),
+            )
+
+    async def remember_room(self, sid: str, session_id: str) -> None:
+        async with self.sio.session(sid) as saved:
+            if session_id not in saved["rooms"]:
+                saved["rooms"].append(session_id)
+
+
+# ---- events -------------------------------------------------------------------------------
+
+
+@event("room.join", Action.SESSION_ENTER, schemas.JoinPayload)
+async def _join(rt: Realtime, ctx: EventContext) -> Outcome:
+    """Enter a room. Ack: ``status`` "joined" with ``state`` (or ``events`` after ``since``),
+    or "waiting" (then a ``room.admission`` event follows)."""
+    session_id = ctx.scope.session.id
+    out = await rt.rooms.join(ctx.db, ctx.scope, ctx.sid, ctx.payload.since)
+    if out.ack["status"] == "waiting":
+        await rt.sio.enter_room(ctx.sid, lobby_name(session_id, ctx.scope.actor.membership_id))
+    else:
+        await rt.sio.leave_room(ctx.sid, lobby_name(session_id, ctx.scope.actor.membership_id))
+        await rt.sio.enter_room(ctx.sid, room_name(session_id))
+        await rt.remember_room(ctx.sid, session_id)
+    out.ack["me"] = ctx.scope.actor.membership_id
+    out.ack["is_chair"] = ctx.scope.is_chair
+    return out
+
+
+@event("room.leave", Action.SESSION_ENTER, schemas.SessionRef)
+async def _leave(rt: Realtime, ctx: EventContext) -> Outcome:
+    """Leave a room (as a disconnect does)."""
+    await rt.sio.leave_room(ctx.sid, room_name(ctx.scope.session.id))
+    return await rt.rooms.leave(ctx.db, ctx.scope, ctx.sid)
+
+
+@event("room.sync", Action.SESSION_ENTER, schemas.SyncPayload)
+async def _sync(rt: Realtime, ctx: EventContext) -> dict[str, Any]:
+    """Events after ``since`` in order (or ``state`` when more than 1000 were missed)."""
+    return await rt.rooms.sync(ctx.db, ctx.scope, ctx.payload.since)
+
+
+@event("chat.send", Action.CHAT_SEND, schemas.ChatPayload)
+async def _chat(rt: Realtime, ctx: EventContext) -> Outcome:
+    """Post a chat message; ``idem`` makes a retried send store once."""
+    return await rt.rooms.chat(ctx.db, ctx.scope, ctx.payload.text, ctx.payload.idem)
+
+
+@event("floor.request", Action.FLOOR_REQUEST, schemas.IdemPayload)
+async def _request(rt: Realtime, ctx: EventContext) -> Outcome:
+    """Join the end of the speakers' list."""
+    return await rt.rooms.request_floor(ctx.db, ctx.scope, ctx.payload.idem)
+
+
+@event("floor.withdraw", Action.FLOOR_REQUEST, schemas.IdemPayload)
+async def _withdraw(rt: Realtime, ctx: EventContext) -> Outcome:
+    """Leave the speakers' list."""
+    return await rt.rooms.withdraw_floor(ctx.db, ctx.scope, ctx.payload.idem)
+
+
+@event("floor.give", Action.FLOOR_CHAIR, schemas.TargetPayload)
+async def _give(rt: Realtime, ctx: EventContext) -> Outcome:
+    """Chair: give the floor to ``membership_id``."""
+    return await rt.rooms.give_floor(ctx.db, ctx.scope, ctx.payload.membership_id, ctx.payload.idem)
+
+
+@event("floor.end", Action.FLOOR_CHAIR, schemas.IdemPayload)
+async def _end(rt: Realtime, ctx: EventContext) -> Outcome:
+    """Chair: end the current intervention."""
+    return await rt.rooms.end_floor(ctx.db, ctx.scope, ctx.payload.idem)
+
+
+@event("item.start", Action.ITEM_MOVE, schemas.ItemPayload)
+async def _item_start(rt: Realtime, ctx: EventContext) -> Outcome:
+    """Chair: make ``item_id`` the current agenda item."""
+    return await rt.rooms.start_item(ctx.db, ctx.scope, ctx.payload.item_id, ctx.payload.idem)
+
+
+@event("item.end", Action.ITEM_MOVE, schemas.IdemPayload)
+async def _item_end(rt: Realtime, ctx: EventContext) -> Outcome:
+    """Chair: close the current agenda item."""
+    return await rt.rooms.end_item(ctx.db, ctx.scope, ctx.payload.idem)
+
+
+@event("lobby.admit", Action.LOBBY_DECIDE, schemas.TargetPayload)
+async def _admit(rt: Realtime, ctx: EventContext) -> Outcome:
+    """Chair: admit ``membership_id`` from the lobby (for this session)."""
+    return await rt.rooms.decide_admission(ctx.db, ctx.scope, ctx.payload.membership_id, True, ctx.payload.idem)
+
+
+@event("lobby.decline", Action.LOBBY_DECIDE, schemas.TargetPayload)
+async def _decline(rt: Realtime, ctx: EventContext) -> Outcome:
+    """Chair: decline ``membership_id``'s request to enter."""
+    return await rt.rooms.decide_admission(ctx.db, ctx.scope, ctx.payload.membership_id, False, ctx.payload.idem)

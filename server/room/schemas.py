@@ -1,0 +1,46 @@
+"""Validated payloads of the room's Socket.IO events (pydantic, strict)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+IdemKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+MAX_CHAT_CHARS = 2000
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class SessionRef(_Payload):
+    session_id: Id
+
+
+class JoinPayload(SessionRef):
+    since: Annotated[int, Field(ge=0)] | None = None
+
+
+class SyncPayload(SessionRef):
+    since: Annotated[int, Field(ge=0)]
+
+
+class ChatPayload(SessionRef):
+    text: Annotated[str, StringConstraints(min_length=1, max_length=MAX_CHAT_CHARS)]
+    idem: IdemKey
+
+
+class IdemPayload(SessionRef):
+    idem: IdemKey | None = None
+
+
+class TargetPayload(SessionRef):
+    membership_id: Id
+    idem: IdemKey | None = None
+
+
+class ItemPayload(SessionRef):
+    item_id: Id
+    idem: IdemKey | None = None

@@ -1,0 +1,247 @@
+"""The live room: lobby, presence, agenda item, speakers' list and chat.
+
+Every command validates against the current state under the session's append lock,
+stages its events, commits, and only then returns them for broadcast (persist,
+then announce). Services take an explicit scope and database session and never
+touch the transport.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.access.guard import SessionScope
+from server.agenda.models import AgendaItem
+from server.audit import service as audit
+from server.core.clock import iso_z, utcnow
+from server.core.errors import conflict, invalid, not_found
+from server.people.models import Role
+from server.room.log import SYNC_LIMIT, RoomLog
+from server.room.state import EventType, RoomState
+
+
+@dataclass
+class Outcome:
+    """What a command produced: events to broadcast and fields for the acknowledgement."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    ack: dict[str, Any] = field(default_factory=dict)
+    admissions: list[tuple[str, str]] = field(default_factory=list)  # (membership, status)
+
+
+def _waits(scope: SessionScope, state: RoomState) -> bool:
+    if not scope.session.requires_admission:
+        return False
+    if scope.actor.role == Role.SECRETARIAT or scope.is_chair:
+        return False
+    return scope.actor.membership_id not in state.admitted
+
+
+class RoomService:
+    def __init__(self, log: RoomLog) -> None:
+        self.log = log
+
+    async def join(
+        self, db: AsyncSession, scope: SessionScope, conn: str, since: int | None
+    ) -> Outcome:
+        """Enter the room, or the lobby when the session requires admission."""
+        sid, me = scope.session.id, scope.actor.membership_id
+        async with self.log.locked(db, sid) as state:
+            out = Outcome()
+            if _waits(scope, state):
+                if me not in state.lobby:
+                    out.events.append(
+                        self.log.add(
+                            db, state, sid, EventType.LOBBY_WAIT, me, {"person": scope.actor.public()}
+                        )
+                    )
+                    await db.commit()
+                out.ack = {"status": "waiting", "seq": state.seq}
+                return out
+            out.events.append(
+                self.log.add(
+                    db, state, sid, EventType.JOIN, me, {"person": scope.actor.public(), "conn": conn}
+                )
+            )
+            await db.commit()
+            out.ack = {"status": "joined", **await self._catch_up(db, state, sid, since)}
+            return out
+
+    async def _catch_up(
+        self, db: AsyncSession, state: RoomState, session_id: str, since: int | None
+    ) -> dict[str, Any]:
+        base: dict[str, Any] = {"seq": state.seq, "server_now": iso_z(utcnow())}
+        if since is not None and since <= state.seq and state.seq - since <= SYNC_LIMIT:
+            base["events"] = await self.log.since(db, session_id, since)
+        else:
+            base["state"] = state.snapshot()
+        return base
+
+    async def sync(self, db: AsyncSession, scope: SessionScope, since: int) -> dict[str, Any]:
+        """Events after ``since`` (or the whole state when too far behind)."""
+        state = await self.log.state(db, scope.session.id)
+        return await self._catch_up(db, state, scope.session.id, since)
+
+    async def leave(self, db: AsyncSession, scope: SessionScope, conn: str) -> Outcome:
+        sid, me = scope.session.id, scope.actor.membership_id
+        async with self.log.locked(db, sid) as state:
+            out = Outcome()
+            if conn in state.connections.get(me, set()):
+                out.events.append(self.log.add(db, state, sid, EventType.LEAVE, me, {"conn": conn}))
+                await db.commit()
+            return out
+
+    async def _present(self, scope: SessionScope, state: RoomState) -> None:
+        if not state.present_has(scope.actor.membership_id):
+            raise conflict("Join the room first.")
+
+    async def _replay(
+        self, db: AsyncSession, scope: SessionScope, idem: str | None
+    ) -> Outcome | None:
+        if idem is None:
+            return None
+        earlier = await self.log.find_idempotent(db, scope.session.id, scope.actor.membership_id, idem)
+        if earlier is None:
+            return None
+        return Outcome(events=[earlier], ack={"seq": earlier["seq"], "duplicate": True})
+
+    async def chat(self, db: AsyncSession, scope: SessionScope, text: str, idem: str) -> Outcome:
+        if (done := await self._replay(db, scope, idem)) is not None:
+            return done
+        text = text.strip()
+        if not text:
+            raise invalid("text: a message cannot be empty.")
+        sid, me = scope.session.id, scope.actor.membership_id
+        async with self.log.locked(db, sid) as state:
+            await self._present(scope, state)
+            event = self.log.add(db, state, sid, EventType.CHAT, me, {"text": text}, idem)
+            await db.commit()
+        return Outcome(events=[event], ack={"seq": event["seq"]})
+
+    async def request_floor(self, db: AsyncSession, scope: SessionScope, idem: str | None) -> Outcome:
+        if (done := await self._replay(db, scope, idem)) is not None:
+            return done
+        sid, me = scope.session.id, scope.actor.membership_id
+        async with self.log.locked(db, sid) as state:
+            await self._present(scope, state)
+            if me in state.queue:
+                raise conflict("You have already requested the floor.")
+            if state.floor and state.floor["membership_id"] == me:
+                raise conflict("You have the floor.")
+            event = self.log.add(db, state, sid, EventType.FLOOR_REQUEST, me, {}, idem)
+            await db.commit()
+        return Outcome(events=[event], ack={"seq": event["seq"], "position": len(state.queue)})
+
+    async def withdraw_floor(self, db: AsyncSession, scope: SessionScope, idem: str | None) -> Outcome:
+        if (done := await self._replay(db, scope, idem)) is not None:
+            return done
+        sid, me = scope.session.id, scope.actor.membership_id
+        async with self.log.locked(db, sid) as state:
+            if me not in state.queue:
+                raise conflict("You have not requested the floor.")
+            event = self.log.add(db, state, sid, EventType.FLOOR_WITHDRAW, me, {}, idem)
+            await db.commit()
+        return Outcome(events=[event], ack={"seq": event["seq"]})
+
+    async def give_floor(
+        self, db: AsyncSession, scope: SessionScope, target: str, idem: str | None
+    ) -> Outcome:
+        """Chair: give the floor to someone on the list (ending the current speaker)."""
+        if (done := await self._replay(db, scope, idem)) is not None:
+            return done
+        sid, me = scope.session.id, scope.actor.membership_id
+        async with self.log.locked(db, sid) as state:
+            if target not in state.queue and not state.present_has(target):
+                raise not_found("Participant in the room")
+            out = Outcome()
+            if state.floor is not None:
+                out.events.append(
+                    self.log.add(db, state, sid, EventType.FLOOR_END, me, {"target": state.floor["membership_id"]})
+                )
+            out.events.append(self.log.add(db, state, sid, EventType.FLOOR_GIVE, me, {"target": target}, idem))
+            await db.commit()
+        out.ack = {"seq": state.seq}
+        return out
+
+    async def end_floor(self, db: AsyncSession, scope: SessionScope, idem: str | None) -> Outcome:
+        if (done := await self._replay(db, scope, idem)) is not None:
+            return done
+        sid, me = scope.session.id, scope.actor.membership_id
+        async with self.log.locked(db, sid) as state:
+            if state.floor is None:
+                raise conflict("Nobody has the floor.")
+            event = self.log.add(
+                db, state, sid, EventType.FLOOR_END, me, {"target": state.floor["membership_id"]}, idem
+            )
+            await db.commit()
+        return Outcome(events=[event], ack={"seq": event["seq"]})
+
+    async def start_item(
+        self, db: AsyncSession, scope: SessionScope, item_id: str, idem: str | None
+    ) -> Outcome:
+        """Chair: make an agenda item current (ending the one before)."""
+        if (done := await self._replay(db, scope, idem)) is not None:
+            return done
+        item = await db.get(AgendaItem, item_id)
+        if item is None or item.session_id != scope.session.id:
+            raise not_found("Agenda item")
+        sid, me = scope.session.id, scope.actor.membership_id
+        async with self.log.locked(db, sid) as state:
+            if state.current_item and state.current_item["item_id"] == item_id:
+                raise conflict("This item is already current.")
+            out = Outcome()
+            if state.current_item is not None:
+                out.events.append(
+                    self.log.add(db, state, sid, EventType.ITEM_END, me, {"item_id": state.current_item["item_id"]})
+                )
+            out.events.append(self.log.add(db, state, sid, EventType.ITEM_START, me, {"item_id": item_id}, idem))
+            await db.commit()
+        out.ack = {"seq": state.seq}
+        return out
+
+    async def end_item(self, db: AsyncSession, scope: SessionScope, idem: str | None) -> Outcome:
+        if (done := await self._replay(db, scope, idem)) is not None:
+            return done
+        sid, me = scope.session.id, scope.actor.membership_id
+        async with self.log.locked(db, sid) as state:
+            if state.current_item is None:
+                raise conflict("No agenda item is current.")
+            event = self.log.add(
+                db, state, sid, EventType.ITEM_END, me, {"item_id": state.current_item["item_id"]}, idem
+            )
+            await db.commit()
+        return Outcome(events=[event], ack={"seq": event["seq"]})
+
+    async def decide_admission(
+        self, db: AsyncSession, scope: SessionScope, target: str, admit: bool, idem: str | None
+    ) -> Outcome:
+        """Chair: admit or decline someone waiting in the lobby (recorded in the audit log)."""
+        if (done := await self._replay(db, scope, idem)) is not None:
+            return done
+        sid, me = scope.session.id, scope.actor.membership_id
+        async with self.log.locked(db, sid) as state:
+            if target not in state.lobby:
+                raise not_found("Participant in the lobby")
+            kind = EventType.LOBBY_ADMIT if admit else EventType.LOBBY_DECLINE
+            event = self.log.add(db, state, sid, kind, me, {"target": target}, idem)
+            await audit.record(
+                db,
+                "admission.granted" if admit else "admission.declined",
+                actor_person_id=scope.actor.person_id,
+                visit_id=scope.visit.id,
+                subject=target,
+                data={"session": sid},
+            )
+            await db.commit()
+        status = "admitted" if admit else "declined"
+        return Outcome(events=[event], ack={"seq": event["seq"]}, admissions=[(target, status)])
+
+    async def items(self, db: AsyncSession, session_id: str) -> list[AgendaItem]:
+        rows = await db.execute(
+            select(AgendaItem).where(AgendaItem.session_id == session_id).order_by(AgendaItem.position)
+        )
+        return list(rows.scalars())

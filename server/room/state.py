@@ -1,0 +1,132 @@
+"""Room state as a fold over the session event log.
+
+The log is the only truth; this module turns events into the state every client
+shows. client_web/js/room_state.js applies the same rules in the browser, and
+tests/room/test_state.py checks the two agree on a recorded log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from server.core.clock import iso_z
+
+
+class EventType(StrEnum):
+    JOIN = "join"
+    LEAVE = "leave"
+    LOBBY_WAIT = "lobby.wait"
+    LOBBY_ADMIT = "lobby.admit"
+    LOBBY_DECLINE = "lobby.decline"
+    ITEM_START = "item.start"
+    ITEM_END = "item.end"
+    FLOOR_REQUEST = "floor.request"
+    FLOOR_WITHDRAW = "floor.withdraw"
+    FLOOR_GIVE = "floor.give"
+    FLOOR_END = "floor.end"
+    CHAT = "chat"
+
+
+@dataclass
+class RoomState:
+    seq: int = 0
+    people: dict[str, dict[str, Any]] = field(default_factory=dict)  # membership -> public info
+    connections: dict[str, set[str]] = field(default_factory=dict)  # membership -> connection ids
+    lobby: dict[str, str] = field(default_factory=dict)  # membership -> waiting since
+    admitted: set[str] = field(default_factory=set)
+    current_item: dict[str, str] | None = None  # {"item_id", "since"}
+    items: dict[str, dict[str, str | None]] = field(default_factory=dict)  # id -> started/ended
+    queue: list[str] = field(default_factory=list)
+    floor: dict[str, str] | None = None  # {"membership_id", "since"}
+    chat: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def present(self) -> list[str]:
+        return [m for m, conns in self.connections.items() if conns]
+
+    def apply(self, event: dict[str, Any]) -> None:
+        """Apply one serialised event (see ``serialize_event``); events arrive in seq order."""
+        kind = event["type"]
+        who: str | None = event.get("membership_id")
+        data: dict[str, Any] = event.get("payload") or {}
+        at: str = event["at"]
+        self.seq = event["seq"]
+        if "person" in data and who:
+            self.people[who] = data["person"]
+        if kind == EventType.JOIN and who:
+            self.connections.setdefault(who, set()).add(data.get("conn", ""))
+            self.lobby.pop(who, None)
+        elif kind == EventType.LEAVE and who:
+            self.connections.get(who, set()).discard(data.get("conn", ""))
+            if not self.present_has(who):
+                self._drop_request(who)
+        elif kind == EventType.LOBBY_WAIT and who:
+            self.lobby.setdefault(who, at)
+        elif kind == EventType.LOBBY_ADMIT:
+            target = data["target"]
+            self.lobby.pop(target, None)
+            self.admitted.add(target)
+        elif kind == EventType.LOBBY_DECLINE:
+            self.lobby.pop(data["target"], None)
+        elif kind == EventType.ITEM_START:
+            self.current_item = {"item_id": data["item_id"], "since": at}
+            self.items.setdefault(data["item_id"], {"started": at, "ended": None})["ended"] = None
+        elif kind == EventType.ITEM_END:
+            if self.current_item:
+                self.items.setdefault(self.current_item["item_id"], {"started": at})["ended"] = at
+            self.current_item = None
+        elif kind == EventType.FLOOR_REQUEST and who:
+            if who not in self.queue:
+                self.queue.append(who)
+        elif kind == EventType.FLOOR_WITHDRAW and who:
+            self._drop_request(who)
+        elif kind == EventType.FLOOR_GIVE:
+            target = data["target"]
+            self._drop_request(target)
+            self.floor = {"membership_id": target, "since": at}
+        elif kind == EventType.FLOOR_END:
+            self.floor = None
+        elif kind == EventType.CHAT and who:
+            self.chat.append({"seq": event["seq"], "membership_id": who, "text": data["text"], "at": at})
+
+    def present_has(self, who: str) -> bool:
+        return bool(self.connections.get(who))
+
+    def _drop_request(self, who: str) -> None:
+        if who in self.queue:
+            self.queue.remove(who)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The JSON form sent to clients (connection ids stay on the server)."""
+        return {
+            "seq": self.seq,
+            "people": self.people,
+            "present": sorted(self.present),
+            "lobby": [{"membership_id": m, "since": s} for m, s in self.lobby.items()],
+            "current_item": self.current_item,
+            "items": self.items,
+            "queue": list(self.queue),
+            "floor": self.floor,
+            "chat": self.chat,
+        }
+
+
+def serialize_event(
+    *,
+    seq: int,
+    type_: str,
+    membership_id: str | None,
+    payload: dict[str, Any],
+    created_at: datetime,
+) -> dict[str, Any]:
+    return {
+        "seq": seq,
+        "type": type_,
+        "membership_id": membership_id,
+        "payload": payload,
+        "at": iso_z(created_at),
+        "at_ms": int(created_at.timestamp() * 1000),
+    }

@@ -1,0 +1,160 @@
+"""Visit pages and API: home, overview with the agenda, participants, invitations, audit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import select
+
+from server.access.guard import VisitScope
+from server.access.policy import Action
+from server.agenda import service as agenda
+from server.audit.models import AuditEntry
+from server.core.clock import iso_z
+from server.people.models import Person
+from server.visits import service as visits
+from server.web.i18n import pick_language
+from server.web.keys import SESSIONS, SETTINGS
+from server.web.routing import RouteTable
+from server.web.templating import render
+
+routes = RouteTable()
+
+
+def _visit_json(scope: VisitScope) -> dict[str, Any]:
+    v = scope.visit
+    return {
+        "id": v.id,
+        "title": v.title,
+        "state_under_review": v.state_under_review,
+        "reviewing_states": v.reviewing_states,
+        "cycle": v.cycle,
+        "status": v.status,
+        "timezone": v.timezone,
+        "me": scope.actor.public() | {"timezone": scope.actor.timezone},
+    }
+
+
+@routes.get("/", action=Action.SELF, page=True)
+async def home(request: web.Request, person: Person) -> web.StreamResponse:
+    async with request.app[SESSIONS]() as db:
+        mine = await visits.visits_of(db, person.id)
+    if len(mine) == 1:
+        raise web.HTTPSeeOther(f"/visits/{mine[0][0].id}")
+    lang = pick_language(person.languages, request.app[SETTINGS].default_language)
+    return render(request, "home.html", {"person": person, "visits": mine}, lang=lang)
+
+
+@routes.get("/visits/{visit_id}", action=Action.VISIT_VIEW, page=True)
+async def visit_page(request: web.Request, scope: VisitScope) -> web.StreamResponse:
+    key, zone = agenda.display_zone(request.query.get("tz"), scope.actor, scope.visit)
+    async with request.app[SESSIONS]() as db:
+        sessions = await agenda.agenda(db, scope.actor, scope.visit, zone, with_zones=True)
+        people = (
+            await visits.participants(db, scope.visit.id)
+            if scope.actor.role != "stakeholder"
+            else []
+        )
+        person = await db.get(Person, scope.actor.person_id)
+    lang = pick_language(person.languages if person else None, request.app[SETTINGS].default_language)
+    return render(
+        request,
+        "visit.html",
+        {
+            "visit": scope.visit,
+            "actor": scope.actor,
+            "sessions": sessions,
+            "tz_key": key,
+            "tz": zone,
+            "participants": people,
+            "manage": scope.actor.role == "secretariat",
+        },
+        lang=lang,
+    )
+
+
+@routes.get("/api/visits/{visit_id}", action=Action.VISIT_VIEW)
+async def visit_api(request: web.Request, scope: VisitScope) -> web.StreamResponse:
+    async with request.app[SESSIONS]() as db:
+        sessions = await agenda.agenda(db, scope.actor, scope.visit, scope.actor.timezone, with_zones=False)
+    return web.json_response(_visit_json(scope) | {"sessions": [s.as_json() for s in sessions]})
+
+
+@routes.get("/api/visits/{visit_id}/participants", action=Action.PARTICIPANTS_VIEW)
+async def participants_api(request: web.Request, scope: VisitScope) -> web.StreamResponse:
+    async with request.app[SESSIONS]() as db:
+        rows = await visits.participants(db, scope.visit.id)
+    return web.json_response(
+        {
+            "participants": [
+                {
+                    "membership_id": r.membership_id,
+                    "name": r.name,
+                    "role": r.role,
+                    "delegation": r.delegation,
+                    "timezone": r.timezone,
+                    "languages": r.languages,
+                }
+                for r in rows
+            ]
+        }
+    )
+
+
+@routes.post("/api/visits/{visit_id}/participants/{membership_id}/invitation", action=Action.VISIT_MANAGE)
+async def reissue_api(request: web.Request, scope: VisitScope) -> web.StreamResponse:
+    """Secretariat: issue a fresh invitation link; the previous one stops working."""
+    settings = request.app[SETTINGS]
+    async with request.app[SESSIONS]() as db:
+        token = await visits.reissue_invitation(
+            db,
+            settings.secret_key,
+            scope.visit.id,
+            request.match_info["membership_id"][:64],
+            actor_person_id=scope.actor.person_id,
+            days=settings.invitation_days,
+        )
+    return web.json_response({"invite_url": f"{settings.base_url}/invite/{token}"}, status=201)
+
+
+@routes.get("/api/visits/{visit_id}/audit", action=Action.AUDIT_VIEW)
+async def audit_api(request: web.Request, scope: VisitScope) -> web.StreamResponse:
+    async with request.app[SESSIONS]() as db:
+        rows = await db.execute(
+            select(AuditEntry)
+            .where(AuditEntry.visit_id == scope.visit.id)
+            .order_by(AuditEntry.seq.desc())
+            .limit(500)
+        )
+        entries = [
+            {
+                "seq": e.seq,
+                "at": iso_z(e.at),
+                "action": e.action,
+                "actor": e.actor_person_id,
+                "subject": e.subject,
+                "data": e.data,
+                "hash": e.hash,
+            }
+            for e in rows.scalars()
+        ]
+    return web.json_response({"entries": entries})
+
+
+@routes.post("/visits/{visit_id}/participants/{membership_id}/invitation", action=Action.VISIT_MANAGE, page=True)
+async def reissue_page(request: web.Request, scope: VisitScope) -> web.StreamResponse:
+    """Secretariat, from the visit page: issue a fresh link and show it once."""
+    settings = request.app[SETTINGS]
+    membership_id = request.match_info["membership_id"][:64]
+    async with request.app[SESSIONS]() as db:
+        token = await visits.reissue_invitation(
+            db, settings.secret_key, scope.visit.id, membership_id,
+            actor_person_id=scope.actor.person_id, days=settings.invitation_days,
+        )
+        name = next((p.name for p in await visits.participants(db, scope.visit.id) if p.membership_id == membership_id), "")
+    return render(
+        request,
+        "new_link.html",
+        {"visit": scope.visit, "actor": scope.actor, "name": name, "invite_url": f"{settings.base_url}/invite/{token}"},
+    )

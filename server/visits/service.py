@@ -1,0 +1,61 @@
+"""Visits as their members see them; participants and invitation re-issue."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.core.errors import not_found
+from server.people import service as people
+from server.people.models import Membership, Person
+from server.visits.models import Delegation, Visit
+
+
+@dataclass(frozen=True)
+class ParticipantRow:
+    membership_id: str
+    name: str
+    role: str
+    delegation: str | None
+    timezone: str
+    languages: list[str]
+
+
+async def visits_of(db: AsyncSession, person_id: str) -> list[tuple[Visit, str]]:
+    rows = await db.execute(
+        select(Visit, Membership.role)
+        .join(Membership, Membership.visit_id == Visit.id)
+        .where(Membership.person_id == person_id)
+        .order_by(Visit.created_at.desc())
+    )
+    return [(v, r) for v, r in rows.all()]
+
+
+async def participants(db: AsyncSession, visit_id: str) -> list[ParticipantRow]:
+    rows = await db.execute(
+        select(Membership, Person, Delegation.name)
+        .join(Person, Person.id == Membership.person_id)
+        .outerjoin(Delegation, Delegation.id == Membership.delegation_id)
+        .where(Membership.visit_id == visit_id)
+        .order_by(Delegation.name, Person.name)
+    )
+    return [
+        ParticipantRow(m.id, p.name, m.role, d, p.timezone, list(p.languages or []))
+        for m, p, d in rows.all()
+    ]
+
+
+async def reissue_invitation(
+    db: AsyncSession, secret_key: bytes, visit_id: str, membership_id: str, *, actor_person_id: str, days: int
+) -> str:
+    """Secretariat: a fresh invitation link for a participant; the old one stops working."""
+    membership = await db.get(Membership, membership_id)
+    if membership is None or membership.visit_id != visit_id:
+        raise not_found("Participant")
+    token = await people.issue_invitation(
+        db, secret_key, membership, days=days, actor_person_id=actor_person_id
+    )
+    await db.commit()
+    return token

@@ -1,0 +1,99 @@
+"""Security headers, origin checks, and the one mapping of errors to responses."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from server.core.errors import DomainError, ErrorCode
+from server.web.keys import SETTINGS
+
+log = logging.getLogger("parley.http")
+
+CSP = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "media-src 'self' blob:",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+    ]
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    # Invitation tokens are in URLs: never leak them through the Referer header.
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Permissions-Policy": "camera=(self), microphone=(self), geolocation=()",
+}
+UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def _wants_json(request: web.Request) -> bool:
+    return request.path.startswith("/api/") or "application/json" in request.headers.get("Accept", "")
+
+
+def error_response(request: web.Request, err: DomainError) -> web.Response:
+    if _wants_json(request):
+        return web.json_response(err.as_payload(), status=err.status)
+    from server.web.templating import render
+
+    if err.code == ErrorCode.UNAUTHENTICATED and request.method == "GET":
+        raise web.HTTPSeeOther(f"/login?next={request.path_qs}" if request.path != "/" else "/login")
+    return render(request, "error.html", {"code": str(err.code), "message": err.message}, status=err.status)
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except DomainError as err:
+        return error_response(request, err)
+    except web.HTTPException as exc:
+        if exc.status >= 400 and _wants_json(request):
+            code = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.INVALID, 413: ErrorCode.INVALID}.get(
+                exc.status, ErrorCode.INVALID
+            )
+            return web.json_response(
+                {"error": {"code": str(code), "message": exc.reason}}, status=exc.status
+            )
+        raise
+    except json.JSONDecodeError:
+        return error_response(request, DomainError(ErrorCode.INVALID, "body: not valid JSON."))
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(
+            request, DomainError(ErrorCode.INTERNAL, "Something went wrong; nothing was changed.")
+        )
+
+
+@web.middleware
+async def origin_check(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """State-changing requests must come from an allowed origin (CSRF defence in depth)."""
+    if request.method in UNSAFE and not request.path.startswith("/socket.io/"):
+        origin = request.headers.get("Origin")
+        if origin not in request.app[SETTINGS].allowed_origins:
+            raise DomainError(ErrorCode.FORBIDDEN, "This request came from an origin that is not allowed.")
+    return await handler(request)
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await handler(request)
+    if not request.path.startswith("/socket.io/"):
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if response.content_type == "text/html" or request.path.startswith("/api/"):
+            response.headers.setdefault("Cache-Control", "no-store")
+    return response

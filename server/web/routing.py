@@ -1,0 +1,84 @@
+"""Route tables whose every entry names its policy action.
+
+``@routes.get(path, action=Action.X)`` registers a handler that receives the
+resolved scope; the generated policy test walks ``all_routes()`` so no route can
+escape the access matrix. Public routes say ``action=None`` explicitly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from server.access.guard import SessionScope, VisitScope, session_scope, visit_scope
+from server.access.policy import Action
+from server.core.errors import DomainError, ErrorCode
+from server.people.models import Person
+from server.web.auth import current_person
+from server.web.keys import SESSIONS
+
+Scoped = Callable[[web.Request, Any], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    method: str
+    path: str
+    action: Action | None
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    page: bool
+
+
+class RouteTable:
+    def __init__(self) -> None:
+        self.specs: list[RouteSpec] = []
+
+    def route(
+        self, method: str, path: str, *, action: Action | None, page: bool = False
+    ) -> Callable[[Scoped], Scoped]:
+        def register(handler: Scoped) -> Scoped:
+            wrapped = _guard(handler, action, path) if action else _public(handler)
+            self.specs.append(RouteSpec(method, path, action, wrapped, page))
+            return handler
+
+        return register
+
+    def get(self, path: str, *, action: Action | None, page: bool = False) -> Callable[[Scoped], Scoped]:
+        return self.route("GET", path, action=action, page=page)
+
+    def post(self, path: str, *, action: Action | None, page: bool = False) -> Callable[[Scoped], Scoped]:
+        return self.route("POST", path, action=action, page=page)
+
+    def install(self, app: web.Application) -> None:
+        for spec in self.specs:
+            app.router.add_route(spec.method, spec.path, spec.handler)
+
+
+def _public(handler: Scoped) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def public(request: web.Request) -> web.StreamResponse:
+        return await handler(request, None)
+
+    return public
+
+
+def _guard(
+    handler: Scoped, action: Action, path: str
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        person: Person | None = await current_person(request)
+        if person is None:
+            raise DomainError(ErrorCode.UNAUTHENTICATED, "Please open your invitation link or log in.")
+        scope: SessionScope | VisitScope | Person
+        async with request.app[SESSIONS]() as db:
+            if "{session_id}" in path:
+                scope = await session_scope(db, person, request.match_info["session_id"], action)
+            elif "{visit_id}" in path:
+                scope = await visit_scope(db, person, request.match_info["visit_id"], action)
+            else:
+                scope = person
+        return await handler(request, scope)
+
+    return guarded
