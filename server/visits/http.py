@@ -12,6 +12,7 @@ from server.access.policy import Action
 from server.agenda import service as agenda
 from server.audit.models import AuditEntry
 from server.core.clock import iso_z
+from server.core.errors import invalid
 from server.people.models import Person
 from server.visits import service as visits
 from server.web.i18n import pick_language
@@ -158,3 +159,17 @@ async def reissue_page(request: web.Request, scope: VisitScope) -> web.StreamRes
         "new_link.html",
         {"visit": scope.visit, "actor": scope.actor, "name": name, "invite_url": f"{settings.base_url}/invite/{token}"},
     )
+
+
+@routes.route("PATCH", "/api/visits/{visit_id}/participants/{membership_id}", action=Action.VISIT_MANAGE)
+async def change_role_api(request: web.Request, scope: VisitScope) -> web.StreamResponse:
+    """Secretariat: change a participant's role. Body: {"role": "..."}."""
+    body = await request.json()
+    if not isinstance(body, dict) or not isinstance(body.get("role"), str) or set(body) != {"role"}:
+        raise invalid('body: expected {"role": "<role>"}.')
+    async with request.app[SESSIONS]() as db:
+        membership = await visits.change_role(
+            db, scope.visit.id, request.match_info["membership_id"][:64], body["role"],
+            actor_person_id=scope.actor.person_id,
+        )
+    return web.json_response({"membership_id": membership.id, "role": membership.role})

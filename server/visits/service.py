@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.core.errors import not_found
+from server.audit import service as audit
+from server.core.errors import conflict, invalid, not_found
 from server.people import service as people
-from server.people.models import Membership, Person
+from server.people.models import Membership, Person, Role
 from server.visits.models import Delegation, Visit
 
 
@@ -59,3 +60,24 @@ async def reissue_invitation(
     )
     await db.commit()
     return token
+
+
+async def change_role(
+    db: AsyncSession, visit_id: str, membership_id: str, role: str, *, actor_person_id: str
+) -> Membership:
+    """Secretariat: change a participant's role in the visit (audited)."""
+    if role not in {r.value for r in Role}:
+        raise invalid(f"role: must be one of {', '.join(r.value for r in Role)}.")
+    membership = await db.get(Membership, membership_id)
+    if membership is None or membership.visit_id != visit_id:
+        raise not_found("Participant")
+    if membership.person_id == actor_person_id and role != membership.role:
+        raise conflict("You cannot change your own role.")
+    before = membership.role
+    membership.role = role
+    await audit.record(
+        db, "role.changed", actor_person_id=actor_person_id, visit_id=visit_id,
+        subject=membership_id, data={"from": before, "to": role},
+    )
+    await db.commit()
+    return membership
