@@ -15,6 +15,7 @@ from server.people.http import routes as people_routes
 from server.realtime.server import Realtime
 from server.room.http import routes as room_routes
 from server.room.log import RoomLog
+from server.room.maintenance import close_stale_connections
 from server.room.service import RoomService
 from server.visits.http import routes as visit_routes
 from server.web import middleware
@@ -69,7 +70,13 @@ def create_app(settings: Settings) -> web.Application:
         yield
         await engine.dispose()
 
+    async def housekeeping(app: web.Application) -> None:
+        if settings.redis_url is None:
+            async with sessions() as db:
+                await close_stale_connections(db, rooms.log)
+
     app.cleanup_ctx.append(dispose_engine)
+    app.on_startup.append(housekeeping)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/static/vendor/{name}", vendor)
     app.router.add_static("/static/js", CLIENT_DIR / "js")

@@ -47,7 +47,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     print(f"Parley is serving on {settings.base_url} (database: {settings.database_url.split('://')[0]})", flush=True)
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None, shutdown_timeout=5)
 
 
 def cmd_db_upgrade(_: argparse.Namespace) -> None:

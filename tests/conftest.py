@@ -100,7 +100,8 @@ class LiveServer:
 
 async def start_server(settings: Settings) -> tuple[LiveServer, web.AppRunner]:
     app = create_app(settings)
-    runner = web.AppRunner(app, handle_signals=False)
+    # A short grace period: tests stop servers with clients still connected.
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
     await runner.setup()
     await web.TCPSite(runner, settings.host, settings.port).start()
     return LiveServer(settings, app), runner

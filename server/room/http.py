@@ -33,6 +33,13 @@ async def _session_view(request: web.Request, scope: SessionScope) -> agenda.Ses
     )
 
 
+def _may(scope: SessionScope, action: Action) -> bool:
+    return decide(
+        action, scope.actor.role, Access(scope.session.access),
+        is_chair=scope.is_chair, is_invited=scope.is_invited,
+    )
+
+
 @routes.get("/sessions/{session_id}", action=Action.SESSION_ENTER, page=True)
 async def room_page(request: web.Request, scope: SessionScope) -> web.StreamResponse:
     view = await _session_view(request, scope)
@@ -42,7 +49,15 @@ async def room_page(request: web.Request, scope: SessionScope) -> web.StreamResp
     return render(
         request,
         "room.html",
-        {"scope": scope, "view": view, "visit": scope.visit, "actor": scope.actor},
+        {
+            "scope": scope, "view": view, "visit": scope.visit, "actor": scope.actor,
+            # Which controls the page offers (the server checks every event anyway).
+            "may": {
+                "speak": _may(scope, Action.FLOOR_REQUEST),
+                "chat": _may(scope, Action.CHAT_SEND),
+                "chair": _may(scope, Action.FLOOR_CHAIR),
+            },
+        },
         lang=lang,
     )
 

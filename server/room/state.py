@@ -60,9 +60,8 @@ class RoomState:
             self.connections.setdefault(who, set()).add(data.get("conn", ""))
             self.lobby.pop(who, None)
         elif kind == EventType.LEAVE and who:
+            # A request for the floor survives a reload or a dropped connection.
             self.connections.get(who, set()).discard(data.get("conn", ""))
-            if not self.present_has(who):
-                self._drop_request(who)
         elif kind == EventType.LOBBY_WAIT and who:
             self.lobby.setdefault(who, at)
         elif kind == EventType.LOBBY_ADMIT:
@@ -100,11 +99,16 @@ class RoomState:
             self.queue.remove(who)
 
     def snapshot(self) -> dict[str, Any]:
-        """The JSON form sent to clients (connection ids stay on the server)."""
+        """The JSON form sent to clients.
+
+        ``connections`` (already public in join/leave events) lets a client that
+        starts from a snapshot tell whether a later ``leave`` empties someone's
+        presence, exactly as this fold does."""
         return {
             "seq": self.seq,
             "people": self.people,
             "present": sorted(self.present),
+            "connections": {m: sorted(c) for m, c in self.connections.items() if c},
             "lobby": [{"membership_id": m, "since": s} for m, s in self.lobby.items()],
             "current_item": self.current_item,
             "items": self.items,
