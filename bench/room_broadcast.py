@@ -1,29 +1,32 @@
 """Room-broadcast benchmark: Parley's live room beside a bare aiohttp WebSocket server.
 
     .venv/bin/python bench/room_broadcast.py [--clients 50,300] [--rate 20] [--seconds 10]
-                                             [--json results.json]
+                                             [--client-procs 2] [--json results.json]
 
 For each client count N, twice (Parley, then the baseline):
 
 * the server runs as a subprocess on a free loopback port, in a temporary directory;
   Parley is ``parley serve`` on the embedded SQLite defaults, its database migrated and
   loaded beforehand by this script (one visit, N experts: one membership and one login
-  per client, each logged in by spending its own invitation link over HTTP);
-* N clients connect from this process (asyncio): python-socketio ``AsyncClient``s that
-  join the visit's open session for Parley, aiohttp ``ws_connect`` for the baseline;
-* client 0 sends ``--rate`` messages per second for ``--seconds`` (``chat.send`` for
-  Parley, a text frame for the baseline, which relays it to every client); every
-  message carries its index and ``time.time_ns()`` at sending, and every client,
-  the sender included, records when it receives it;
-* measured: server CPU (user + system, psutil) from the first send until the last
-  delivery, per delivered message (one message received by one client) and per sent
-  event; end-to-end latency p50/p99/max over every (message, client) pair; server
-  RSS per connection ((RSS after N clients connected, and joined for Parley, minus
-  RSS before they connected) / N); delivery completeness; this process's own CPU,
-  to show whether the client side was the limit.
+  per client, each logged in by spending its own invitation link over HTTP); the
+  baseline is bench/baseline_ws_server.py;
+* N clients connect from ``--client-procs`` worker subprocesses (asyncio, commands as
+  JSON lines on stdin/stdout): python-socketio ``AsyncClient``s that join the visit's
+  open session for Parley, aiohttp ``ws_connect`` for the baseline;
+* after 5 warm-up messages, client 0 sends ``--rate`` messages per second for
+  ``--seconds`` (``chat.send`` for Parley, a text frame for the baseline, which relays
+  it to every client); every message carries its index and ``time.time_ns()`` at
+  sending, and every client, the sender included, records when it receives it;
+* measured: server CPU (user + system of all its threads) from the first send until
+  the last delivery, per delivered message (one message received by one client) and
+  per sent event; end-to-end latency p50/p99/max over every (message, client) pair;
+  server RSS per connection ((RSS with the N clients connected, and joined for
+  Parley, minus RSS before they connected) / N); delivery completeness; the client
+  processes' CPU (is the client side the limit?) and the CPU that other processes on
+  the machine used during the window (is the measurement disturbed?).
 
 Everything stays on 127.0.0.1, the counts and durations are fixed, and every
-subprocess is stopped on the way out. See bench/README.md for the latest figures.
+subprocess is stopped on the way out. See bench/README.md for what the figures mean.
 """
 
 from __future__ import annotations
@@ -53,13 +56,6 @@ import psutil
 import socketio
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from server.config import Settings  # noqa: E402
-from server.db import migrate  # noqa: E402
-from server.db.session import make_engine, make_sessionmaker  # noqa: E402
-from tests.fixtures.world import build_world  # noqa: E402
 
 BIN = Path(sys.executable).parent
 PARLEY = BIN / "parley"
@@ -67,6 +63,8 @@ BASELINE = Path(__file__).resolve().parent / "baseline_ws_server.py"
 WARMUP_EVENTS = 5
 CONNECT_CONCURRENCY = 25
 DRAIN_SECONDS = 15.0
+DEFAULT_CLIENT_PROCS = 2
+BUSY_MACHINE_CORES = 0.25  # other processes' CPU above this makes latency figures suspect
 
 
 # ---- helpers ------------------------------------------------------------------------------
@@ -104,6 +102,19 @@ def thread_runtimes_ns(pid: int) -> dict[int, int] | None:
     except OSError:
         return None
     return out or None
+
+
+class SystemMeter:
+    """CPU the whole machine spent between ``start`` and ``stop`` (all cores), in seconds."""
+
+    def start(self) -> None:
+        self.t0 = psutil.cpu_times()
+
+    def stop(self) -> float:
+        t1 = psutil.cpu_times()
+        idle = (t1.idle - self.t0.idle) + (getattr(t1, "iowait", 0.0) - getattr(self.t0, "iowait", 0.0))
+        total = sum(t1) - sum(self.t0)
+        return max(0.0, total - idle)
 
 
 class CpuMeter:
@@ -190,52 +201,267 @@ class ServerProcess:
             return "(no log)"
 
 
-# ---- measurement --------------------------------------------------------------------------
+# ---- client workers (subprocesses) -------------------------------------------------------
 
 
-class Recorder:
-    """Receipts of the measured messages: one count per client, one latency per receipt."""
+class Receipts:
+    """What one worker's clients received of the current batch ("w" warm-up, "m" measured)."""
 
-    def __init__(self, clients: int) -> None:
-        self.clients = clients
-        self.expected = 0
-        self.received = [0] * clients
+    def __init__(self, indices: list[int]) -> None:
+        self.indices = indices
+        self.reset("-", 0)
+
+    def reset(self, tag: str, events: int) -> None:
+        self.tag, self.events = tag, events
+        self.counts = {i: 0 for i in self.indices}
         self.total = 0
+        self.expected = events * len(self.indices)
         self.latencies_ns: list[int] = []
-        self.last_receipt_ns = 0
-        self.complete = asyncio.Event()
-        self.warm = [0] * clients
-        self.warm_complete = asyncio.Event()
-        self.acks_ok = 0
-        self.acks_failed: list[Any] = []
         self.ack_ns: list[int] = []
-
-    def text(self, index: int) -> str:
-        return f"bench {index} {time.time_ns()}"
-
-    def arm(self, events: int) -> None:
-        self.expected = events * self.clients
+        self.acks_failed: list[Any] = []
+        self.complete = asyncio.Event()
+        if self.expected == 0:
+            self.complete.set()
 
     def on_text(self, client: int, text: str) -> None:
         now = time.time_ns()
-        _, index, sent = text.split(" ", 2)
-        if index.startswith("w"):
-            self.warm[client] += 1
-            if sum(self.warm) == WARMUP_EVENTS * self.clients:
-                self.warm_complete.set()
+        parts = text.split(" ")
+        if len(parts) != 3 or parts[0] != "bench" or parts[1][:1] != self.tag:
             return
-        self.latencies_ns.append(now - int(sent))
-        self.received[client] += 1
+        self.latencies_ns.append(now - int(parts[2]))
+        self.counts[client] += 1
         self.total += 1
-        self.last_receipt_ns = now
-        if self.expected and self.total >= self.expected:
+        if self.total >= self.expected:
             self.complete.set()
+
+
+class ClientWorker:
+    """Runs in a worker subprocess: holds some of the N clients and answers commands."""
+
+    def __init__(self) -> None:
+        self.kind = ""
+        self.rec = Receipts([])
+        self.sio: dict[int, socketio.AsyncClient] = {}
+        self.ws: dict[int, aiohttp.ClientWebSocketResponse] = {}
+        self.readers: list[asyncio.Task[None]] = []
+        self.http: aiohttp.ClientSession | None = None
+        self.session_id = ""
+        self.sent = 0
+        self.acks: dict[int, tuple[str, int]] = {}
+
+    async def op_connect(self, kind: str, url: str, origin: str, clients: list[list[Any]],
+                         session_id: str = "") -> dict[str, Any]:
+        self.kind, self.session_id = kind, session_id
+        self.rec = Receipts([int(i) for i, _ in clients])
+        if kind == "parley":
+
+            async def connect_one(k: int) -> None:
+                index, cookie = clients[k]
+                c = socketio.AsyncClient(reconnection=False)
+
+                def on_event(ev: dict[str, Any]) -> None:
+                    if ev.get("type") == "chat":
+                        self.rec.on_text(index, ev["payload"]["text"])
+
+                c.on("room.event", on_event)
+                self.sio[index] = c
+                await c.connect(url, headers={"Cookie": f"parley_session={cookie}", "Origin": origin},
+                                transports=["websocket"], wait_timeout=30)
+        else:
+            self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+
+            async def read(index: int, ws: aiohttp.ClientWebSocketResponse) -> None:
+                async for msg in ws:
+                    if msg.type == aiohttp.WSMsgType.TEXT:
+                        self.rec.on_text(index, msg.data)
+
+            async def connect_one(k: int) -> None:
+                index = clients[k][0]
+                assert self.http is not None
+                ws = await self.http.ws_connect(f"{url}/ws", headers={"Origin": origin}, max_msg_size=64 * 1024)
+                self.ws[index] = ws
+                self.readers.append(asyncio.create_task(read(index, ws)))
+
+        await gather_limited(len(clients), CONNECT_CONCURRENCY, connect_one)
+        return {"connected": len(clients)}
+
+    async def op_join(self) -> dict[str, Any]:
+        async def join(c: socketio.AsyncClient) -> None:
+            ack = await c.call("room.join", {"session_id": self.session_id}, timeout=120)
+            if not ack.get("ok") or ack.get("status") != "joined":
+                raise RuntimeError(f"room.join failed: {ack}")
+
+        clients = list(self.sio.values())
+        await gather_limited(len(clients), CONNECT_CONCURRENCY, lambda k: join(clients[k]))
+        return {"joined": len(clients)}
+
+    async def op_arm(self, tag: str, events: int) -> dict[str, Any]:
+        self.rec.reset(tag, events)
+        return {}
+
+    async def _send_one(self, text: str) -> None:
+        if self.kind == "baseline":
+            await self.ws[0].send_str(text)
+            return
+        self.sent += 1
+        seq, tag = self.sent, self.rec.tag
+        self.acks[seq] = (tag, time.time_ns())
+
+        def on_ack(ack: dict[str, Any]) -> None:
+            tag_, sent_ns = self.acks.pop(seq)
+            if tag_ != self.rec.tag:
+                return
+            if ack.get("ok"):
+                self.rec.ack_ns.append(time.time_ns() - sent_ns)
+            else:
+                self.rec.acks_failed.append(ack)
+
+        await self.sio[0].emit("chat.send", {"session_id": self.session_id, "text": text, "idem": f"m{seq}"},
+                               callback=on_ack)
+
+    async def op_send(self, tag: str, events: int, rate: float) -> dict[str, Any]:
+        """Client 0 sends ``events`` messages at ``rate`` per second, on an absolute schedule."""
+        interval = 1.0 / rate
+        t0 = time.perf_counter()
+        late = 0.0
+        for i in range(events):
+            delay = t0 + i * interval - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            else:
+                late = max(late, -delay)
+            await self._send_one(f"bench {tag}{i} {time.time_ns()}")
+        took = time.perf_counter() - t0
+        return {"rate_achieved": (events - 1) / took if events > 1 else float(events),
+                "max_late_ms": late * 1e3}
+
+    async def op_wait(self, timeout: float) -> dict[str, Any]:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.rec.complete.wait(), timeout)
+        return {"complete": self.rec.complete.is_set(), "received": self.rec.total, "expected": self.rec.expected}
+
+    async def op_collect(self) -> dict[str, Any]:
+        r = self.rec
+        return {"counts": r.counts, "latencies_ns": r.latencies_ns, "ack_ns": r.ack_ns,
+                "acks_failed": r.acks_failed[:5], "acks_failed_count": len(r.acks_failed)}
+
+    async def op_close(self) -> dict[str, Any]:
+        await asyncio.gather(*(c.disconnect() for c in self.sio.values()), return_exceptions=True)
+        await asyncio.gather(*(ws.close() for ws in self.ws.values()), return_exceptions=True)
+        for t in self.readers:
+            t.cancel()
+        await asyncio.gather(*self.readers, return_exceptions=True)
+        if self.http is not None:
+            await self.http.close()
+        return {}
+
+
+async def worker_main() -> None:
+    """A client worker: JSON commands on stdin, one JSON reply per line on stdout."""
+    import logging
+
+    logging.basicConfig(level=logging.ERROR)
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=2**24)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    worker = ClientWorker()
+    out = sys.stdout.buffer
+    tasks: set[asyncio.Task[None]] = set()
+    closed = asyncio.Event()
+
+    async def handle(cmd: dict[str, Any]) -> None:
+        try:
+            result = await getattr(worker, "op_" + cmd["op"])(**cmd.get("args", {}))
+            reply = {"id": cmd["id"], "ok": True, "result": result}
+        except Exception as exc:  # reported to the orchestrator, which stops the run
+            reply = {"id": cmd["id"], "ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        out.write(json.dumps(reply).encode() + b"\n")
+        out.flush()
+        if cmd["op"] == "close":
+            closed.set()
+
+    while not closed.is_set():
+        line = await reader.readline()
+        if not line:
+            await worker.op_close()
+            break
+        task = asyncio.create_task(handle(json.loads(line)))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class WorkerProcess:
+    """The orchestrator's handle on one client worker subprocess."""
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+        self.proc: asyncio.subprocess.Process | None = None
+        self.ps: psutil.Process | None = None
+        self.pending: dict[int, asyncio.Future[Any]] = {}
+        self.next_id = 0
+        self.reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, str(Path(__file__).resolve()), "--worker",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=2**26,
+            start_new_session=True,
+        )
+        self.ps = psutil.Process(self.proc.pid)
+        self.reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        while line := await self.proc.stdout.readline():
+            msg = json.loads(line)
+            fut = self.pending.pop(msg["id"], None)
+            if fut is None or fut.done():
+                continue
+            if msg["ok"]:
+                fut.set_result(msg["result"])
+            else:
+                fut.set_exception(RuntimeError(f"client worker {self.number}: {msg['error']}"))
+        for fut in self.pending.values():
+            if not fut.done():
+                fut.set_exception(RuntimeError(f"client worker {self.number} exited"))
+
+    async def call(self, op: str, **args: Any) -> Any:
+        assert self.proc is not None and self.proc.stdin is not None
+        self.next_id += 1
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.pending[self.next_id] = fut
+        self.proc.stdin.write(json.dumps({"id": self.next_id, "op": op, "args": args}).encode() + b"\n")
+        await self.proc.stdin.drain()
+        return await fut
+
+    async def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.returncode is None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.call("close"), 15)
+            with contextlib.suppress(Exception):
+                assert self.proc.stdin is not None
+                self.proc.stdin.close()
+            try:
+                await asyncio.wait_for(self.proc.wait(), 5)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+        if self.reader is not None:
+            self.reader.cancel()
+            await asyncio.gather(self.reader, return_exceptions=True)
+
+
+# ---- one run --------------------------------------------------------------------------------
 
 
 @dataclass
 class Figures:
     server: str
     clients: int
+    client_procs: int
     events_sent: int
     rate_target: float
     rate_achieved: float
@@ -256,8 +482,10 @@ class Figures:
     rss_joined_mib: float | None
     kib_per_connection: float
     kib_per_connection_connected_only: float
-    client_proc_cpu_util: float
-    setup_s: float
+    client_procs_cpu_util: list[float]
+    other_processes_cores: float
+    loadavg_1min_before: float
+    run_s: float
     notes: list[str] = field(default_factory=list)
 
 
@@ -272,82 +500,112 @@ def latency_summary(values_ns: Iterable[int]) -> dict[str, float | None]:
     }
 
 
-async def measured_window(
-    server: ServerProcess,
-    rec: Recorder,
-    rate: float,
-    seconds: float,
-    send: Callable[[str], Awaitable[None]],
-) -> dict[str, Any]:
-    """Send at a steady rate, wait for every delivery (or the drain limit), read CPU."""
-    events = int(round(rate * seconds))
-    rec.arm(events)
-    server_cpu, my_cpu = server.meter(), CpuMeter(psutil.Process())
-    interval = 1.0 / rate
-    server_cpu.start()
-    my_cpu.start()
-    t0 = time.perf_counter()
-    for i in range(events):
-        delay = t0 + i * interval - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        await send(rec.text(i))
-    t_sent = time.perf_counter()
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(rec.complete.wait(), DRAIN_SECONDS)
-    t1 = time.perf_counter()
-    cpu, source = server_cpu.stop()
-    mine, _ = my_cpu.stop()
-    return {
-        "events": events,
-        "rate_achieved": (events - 1) / (t_sent - t0) if events > 1 else float(events),
-        "window": t1 - t0,
-        "server_cpu": cpu,
-        "cpu_source": source,
-        "client_cpu": mine,
-    }
-
-
-def figures(
-    name: str, n: int, rate: float, rec: Recorder, win: dict[str, Any], rss: dict[str, int | None],
-    setup_s: float, ack: dict[str, float | None] | None, notes: list[str],
-) -> Figures:
-    deliveries = rec.total
-    cpu = win["server_cpu"]
-    before = rss["before"] or 0
-    joined = rss.get("joined")
-    after = joined if joined is not None else rss["connected"] or 0
-    return Figures(
-        server=name,
-        clients=n,
-        events_sent=win["events"],
-        rate_target=rate,
-        rate_achieved=round(win["rate_achieved"], 2),
-        deliveries_expected=rec.expected,
-        deliveries=deliveries,
-        complete=deliveries == rec.expected and all(c == win["events"] for c in rec.received),
-        clients_missing_messages=sum(1 for c in rec.received if c < win["events"]),
-        window_s=round(win["window"], 3),
-        server_cpu_s=round(cpu, 4),
-        server_cpu_source=win["cpu_source"],
-        server_cpu_util=round(cpu / win["window"], 3),
-        cpu_us_per_delivery=cpu / deliveries * 1e6 if deliveries else None,
-        cpu_ms_per_event=cpu / win["events"] * 1e3 if win["events"] else None,
-        latency_ms=latency_summary(rec.latencies_ns),
-        ack_ms=ack,
-        rss_before_mib=before / 2**20,
-        rss_connected_mib=(rss["connected"] or 0) / 2**20,
-        rss_joined_mib=joined / 2**20 if joined is not None else None,
-        kib_per_connection=(after - before) / n / 1024,
-        kib_per_connection_connected_only=((rss["connected"] or 0) - before) / n / 1024,
-        client_proc_cpu_util=round(win["client_cpu"] / win["window"], 3),
-        setup_s=round(setup_s, 2),
-        notes=notes,
-    )
-
-
 async def settle(seconds: float = 1.0) -> None:
     await asyncio.sleep(seconds)
+
+
+async def drive(
+    kind: str, server: ServerProcess, workers: list[WorkerProcess], n: int, rate: float, seconds: float,
+    cookies: list[str | None], session_id: str = "",
+) -> dict[str, Any]:
+    """Connect (and join) N clients spread over the workers, warm up, then measure."""
+    k = len(workers)
+    await settle(0.5)
+    rss: dict[str, int | None] = {"before": server.rss(), "connected": None, "joined": None}
+    await asyncio.gather(*(
+        w.call("connect", kind=kind, url=server.url, origin=server.url, session_id=session_id,
+               clients=[[i, cookies[i]] for i in range(w.number, n, k)])
+        for w in workers
+    ))
+    await settle()
+    rss["connected"] = server.rss()
+    if kind == "parley":
+        await asyncio.gather(*(w.call("join") for w in workers))
+        await settle()
+        rss["joined"] = server.rss()
+
+    async def batch(tag: str, events: int, timeout: float) -> dict[str, Any]:
+        await asyncio.gather(*(w.call("arm", tag=tag, events=events) for w in workers))
+        waits = [asyncio.create_task(w.call("wait", timeout=timeout)) for w in workers]
+        sent = await workers[0].call("send", tag=tag, events=events, rate=rate)
+        done = await asyncio.gather(*waits)
+        return {"send": sent, "waits": done}
+
+    warm = await batch("w", WARMUP_EVENTS, 30)
+    if not all(d["complete"] for d in warm["waits"]):
+        raise RuntimeError(f"{kind}: warm-up messages were not all delivered: {warm['waits']}")
+    await settle(0.5)
+
+    events = int(round(rate * seconds))
+    meters = [server.meter()] + [CpuMeter(w.ps) for w in workers if w.ps is not None]
+    meters.append(CpuMeter(psutil.Process()))
+    machine_cpu = SystemMeter()
+    load_before = os.getloadavg()[0]
+    machine_cpu.start()
+    for m in meters:
+        m.start()
+    t0 = time.perf_counter()
+    measured = await batch("m", events, seconds + DRAIN_SECONDS)
+    window = time.perf_counter() - t0
+    readings = [m.stop() for m in meters]
+    busy = machine_cpu.stop()
+    others = max(0.0, busy - sum(r[0] for r in readings))
+    collected = await asyncio.gather(*(w.call("collect") for w in workers))
+    return {"rss": rss, "events": events, "window": window, "send": measured["send"],
+            "server_cpu": readings[0], "worker_cpu": [r[0] for r in readings[1:-1]], "collected": collected,
+            "other_cpu": others, "loadavg_1min": load_before}
+
+
+def figures(kind: str, n: int, rate: float, d: dict[str, Any], run_s: float, notes: list[str]) -> Figures:
+    counts: dict[str, int] = {}
+    latencies: list[int] = []
+    acks: list[int] = []
+    failed: list[Any] = []
+    failed_count = 0
+    for c in d["collected"]:
+        counts.update(c["counts"])
+        latencies += c["latencies_ns"]
+        acks += c["ack_ns"]
+        failed += c["acks_failed"]
+        failed_count += c["acks_failed_count"]
+    if failed_count:
+        notes = notes + [f"{failed_count} chat.send acks failed, first: {failed[0]}"]
+    events, window = d["events"], d["window"]
+    deliveries = sum(counts.values())
+    cpu, source = d["server_cpu"]
+    rss = d["rss"]
+    before = rss["before"] or 0
+    after = rss["joined"] if rss["joined"] is not None else rss["connected"] or 0
+    return Figures(
+        server=kind,
+        clients=n,
+        client_procs=len(d["collected"]),
+        events_sent=events,
+        rate_target=rate,
+        rate_achieved=round(d["send"]["rate_achieved"], 2),
+        deliveries_expected=events * n,
+        deliveries=deliveries,
+        complete=deliveries == events * n and all(v == events for v in counts.values()),
+        clients_missing_messages=sum(1 for v in counts.values() if v < events),
+        window_s=round(window, 3),
+        server_cpu_s=round(cpu, 4),
+        server_cpu_source=source,
+        server_cpu_util=round(cpu / window, 3),
+        cpu_us_per_delivery=cpu / deliveries * 1e6 if deliveries else None,
+        cpu_ms_per_event=cpu / events * 1e3 if events else None,
+        latency_ms=latency_summary(latencies),
+        ack_ms=latency_summary(acks) if acks else None,
+        rss_before_mib=before / 2**20,
+        rss_connected_mib=(rss["connected"] or 0) / 2**20,
+        rss_joined_mib=rss["joined"] / 2**20 if rss["joined"] is not None else None,
+        kib_per_connection=(after - before) / n / 1024,
+        kib_per_connection_connected_only=((rss["connected"] or 0) - before) / n / 1024,
+        client_procs_cpu_util=[round(c / window, 3) for c in d["worker_cpu"]],
+        other_processes_cores=round(d["other_cpu"] / window, 2),
+        loadavg_1min_before=round(d["loadavg_1min"], 2),
+        run_s=round(run_s, 2),
+        notes=notes,
+    )
 
 
 # ---- Parley -------------------------------------------------------------------------------
@@ -357,6 +615,14 @@ async def load_parley(tmp: Path, n: int, secret: str) -> tuple[str, list[str]]:
     """Migrate a fresh SQLite database and load one visit with N experts.
 
     Returns the open session's id and the N invitation tokens (one membership each)."""
+    # Imported here so that the client workers do not load the server code.
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from server.config import Settings
+    from server.db import migrate
+    from server.db.session import make_engine, make_sessionmaker
+    from tests.fixtures.world import build_world
+
     var = tmp / "var"
     url = f"sqlite+aiosqlite:///{var / 'parley.db'}"
     await migrate.upgrade_async(url)
@@ -375,24 +641,23 @@ async def load_parley(tmp: Path, n: int, secret: str) -> tuple[str, list[str]]:
     return world.sessions["open"], [world.members[k].invite_token for k in keys]
 
 
-async def login(http: aiohttp.ClientSession, url: str, origin: str, token: str) -> str:
+async def login(http: aiohttp.ClientSession, url: str, token: str) -> str:
     """Spend an invitation as a browser does (GET the page, POST "Join"); return the cookie."""
     async with http.get(f"{url}/invite/{token}") as r:
         if r.status != 200:
             raise RuntimeError(f"invite page answered {r.status}: {await r.text()}")
-    async with http.post(f"{url}/invite/{token}", headers={"Origin": origin}, allow_redirects=False) as r:
+    async with http.post(f"{url}/invite/{token}", headers={"Origin": url}, allow_redirects=False) as r:
         if r.status != 303:
             raise RuntimeError(f"Join answered {r.status}: {await r.text()}")
         return r.cookies["parley_session"].value
 
 
-async def run_parley(n: int, rate: float, seconds: float, keep: bool) -> Figures:
+async def run_parley(n: int, args: argparse.Namespace) -> Figures:
     started = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix=f"parley-bench-{n}-"))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     secret = secrets.token_urlsafe(48)
-    session_id, tokens = await load_parley(tmp, n, secret)
     env = {
         **os.environ,
         "PARLEY_VAR_DIR": str(tmp / "var"),
@@ -400,94 +665,29 @@ async def run_parley(n: int, rate: float, seconds: float, keep: bool) -> Figures
         "PARLEY_HOST": "127.0.0.1",
         "PARLEY_PORT": str(port),
     }
-    for k in ("PARLEY_DATABASE_URL", "PARLEY_REDIS_URL", "PARLEY_BASE_URL", "PARLEY_ALLOWED_ORIGINS"):
-        env.pop(k, None)
+    for key in ("PARLEY_DATABASE_URL", "PARLEY_REDIS_URL", "PARLEY_BASE_URL", "PARLEY_ALLOWED_ORIGINS",
+                "PARLEY_STORAGE_DIR"):
+        env.pop(key, None)
     server = ServerProcess("parley", [str(PARLEY), "serve", "--host", "127.0.0.1", "--port", str(port)],
                            tmp, env, url)
-    clients: list[socketio.AsyncClient] = []
-    rec = Recorder(n)
-    acks_pending: dict[int, int] = {}
+    workers = [WorkerProcess(i) for i in range(args.client_procs)]
     notes = [
         "one membership (expert) and one login per client, each from its own invitation link",
-        "python-socketio AsyncClient, websocket transport, all in the benchmark process",
+        f"python-socketio AsyncClient (websocket transport) in {args.client_procs} client process(es)",
     ]
     try:
-        await server.start()
-        origin = url
-        jar = aiohttp.DummyCookieJar()
-        async with aiohttp.ClientSession(cookie_jar=jar) as http:
-            cookies = await gather_limited(n, 8, lambda i: login(http, url, origin, tokens[i]))
-        await settle(0.5)
-        rss: dict[str, int | None] = {"before": server.rss()}
-
-        def handler_for(i: int) -> Callable[[dict[str, Any]], None]:
-            def on_event(ev: dict[str, Any]) -> None:
-                if ev.get("type") == "chat":
-                    rec.on_text(i, ev["payload"]["text"])
-
-            return on_event
-
-        async def connect(i: int) -> socketio.AsyncClient:
-            c = socketio.AsyncClient(reconnection=False)
-            c.on("room.event", handler_for(i))
-            clients.append(c)
-            await c.connect(
-                url, headers={"Cookie": f"parley_session={cookies[i]}", "Origin": origin},
-                transports=["websocket"], wait_timeout=30,
-            )
-            return c
-
-        ordered = await gather_limited(n, CONNECT_CONCURRENCY, connect)
-        await settle()
-        rss["connected"] = server.rss()
-
-        async def join(i: int) -> None:
-            ack = await ordered[i].call("room.join", {"session_id": session_id}, timeout=120)
-            if not ack.get("ok") or ack.get("status") != "joined":
-                raise RuntimeError(f"join failed: {ack}")
-
-        await gather_limited(n, CONNECT_CONCURRENCY, join)
-        await settle()
-        rss["joined"] = server.rss()
-
-        sender = ordered[0]
-
-        def on_ack(i: int) -> Callable[[dict[str, Any]], None]:
-            def done(ack: dict[str, Any]) -> None:
-                sent = acks_pending.pop(i, None)
-                if ack.get("ok"):
-                    rec.acks_ok += 1
-                    if sent is not None:
-                        rec.ack_ns.append(time.time_ns() - sent)
-                else:
-                    rec.acks_failed.append(ack)
-
-            return done
-
-        counter = {"i": 0}
-
-        async def send(text: str) -> None:
-            i = counter["i"] = counter["i"] + 1
-            acks_pending[i] = time.time_ns()
-            await sender.emit("chat.send", {"session_id": session_id, "text": text, "idem": f"m{i}"},
-                              callback=on_ack(i))
-
-        for w in range(WARMUP_EVENTS):
-            await send(f"bench w{w} {time.time_ns()}")
-        await asyncio.wait_for(rec.warm_complete.wait(), 30)
-        rec.ack_ns.clear()
-        await settle(0.5)
-        win = await measured_window(server, rec, rate, seconds, send)
-        if rec.acks_failed:
-            notes.append(f"{len(rec.acks_failed)} chat.send acks failed, first: {rec.acks_failed[0]}")
-        return figures("parley", n, rate, rec, win, rss, time.perf_counter() - started,
-                       latency_summary(rec.ack_ns), notes)
+        session_id, tokens = await load_parley(tmp, n, secret)
+        await asyncio.gather(server.start(), *(w.start() for w in workers))
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+            cookies = await gather_limited(n, 8, lambda i: login(http, url, tokens[i]))
+        d = await drive("parley", server, workers, n, args.rate, args.seconds, cookies, session_id)
+        return figures("parley", n, args.rate, d, time.perf_counter() - started, notes)
     finally:
-        # Stop the server first: disconnecting 300 clients one by one would make it
-        # record and broadcast 300 leaves, which is not what is measured.
+        # Stop the server before the clients: otherwise it would record and broadcast
+        # N leaves one by one, which is not what is measured.
         server.stop()
-        await asyncio.gather(*(c.disconnect() for c in clients), return_exceptions=True)
-        if keep:
+        await asyncio.gather(*(w.stop() for w in workers), return_exceptions=True)
+        if args.keep:
             print(f"  kept {tmp}", file=sys.stderr)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -496,56 +696,24 @@ async def run_parley(n: int, rate: float, seconds: float, keep: bool) -> Figures
 # ---- baseline -----------------------------------------------------------------------------
 
 
-async def run_baseline(n: int, rate: float, seconds: float, keep: bool) -> Figures:
+async def run_baseline(n: int, args: argparse.Namespace) -> Figures:
     started = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix=f"baseline-bench-{n}-"))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = ServerProcess("baseline", [sys.executable, str(BASELINE), "--host", "127.0.0.1", "--port", str(port)],
                            tmp, dict(os.environ), url)
-    rec = Recorder(n)
-    sockets: list[aiohttp.ClientWebSocketResponse] = []
-    readers: list[asyncio.Task[None]] = []
-    http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
-    notes = ["aiohttp ws_connect clients, all in the benchmark process; the server relays each text frame to all"]
+    workers = [WorkerProcess(i) for i in range(args.client_procs)]
+    notes = [f"aiohttp ws_connect clients in {args.client_procs} client process(es); "
+             "the server relays each text frame to every client"]
     try:
-        await server.start()
-        await settle(0.5)
-        rss: dict[str, int | None] = {"before": server.rss()}
-
-        async def reader(i: int, ws: aiohttp.ClientWebSocketResponse) -> None:
-            async for msg in ws:
-                if msg.type == aiohttp.WSMsgType.TEXT:
-                    rec.on_text(i, msg.data)
-
-        async def connect(i: int) -> aiohttp.ClientWebSocketResponse:
-            ws = await http.ws_connect(f"{url}/ws", headers={"Origin": url}, max_msg_size=64 * 1024)
-            sockets.append(ws)
-            readers.append(asyncio.create_task(reader(i, ws)))
-            return ws
-
-        ordered = await gather_limited(n, CONNECT_CONCURRENCY, connect)
-        await settle()
-        rss["connected"] = server.rss()
-        sender = ordered[0]
-
-        async def send(text: str) -> None:
-            await sender.send_str(text)
-
-        for w in range(WARMUP_EVENTS):
-            await send(f"bench w{w} {time.time_ns()}")
-        await asyncio.wait_for(rec.warm_complete.wait(), 30)
-        await settle(0.5)
-        win = await measured_window(server, rec, rate, seconds, send)
-        return figures("baseline", n, rate, rec, win, rss, time.perf_counter() - started, None, notes)
+        await asyncio.gather(server.start(), *(w.start() for w in workers))
+        d = await drive("baseline", server, workers, n, args.rate, args.seconds, [None] * n)
+        return figures("baseline", n, args.rate, d, time.perf_counter() - started, notes)
     finally:
         server.stop()
-        await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
-        for t in readers:
-            t.cancel()
-        await asyncio.gather(*readers, return_exceptions=True)
-        await http.close()
-        if keep:
+        await asyncio.gather(*(w.stop() for w in workers), return_exceptions=True)
+        if args.keep:
             print(f"  kept {tmp}", file=sys.stderr)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -566,6 +734,8 @@ def ratios(p: Figures, b: Figures) -> dict[str, float | None]:
         "latency_p50": ratio(p.latency_ms["p50"], b.latency_ms["p50"]),
         "latency_p99": ratio(p.latency_ms["p99"], b.latency_ms["p99"]),
         "memory_per_connection": ratio(p.kib_per_connection, b.kib_per_connection),
+        "memory_per_connection_connected_only": ratio(p.kib_per_connection_connected_only,
+                                                      b.kib_per_connection_connected_only),
     }
 
 
@@ -588,10 +758,15 @@ def table(rows: list[dict[str, Any]]) -> str:
             ("latency p50 (ms)", p.latency_ms["p50"], b.latency_ms["p50"], ".2f", r["latency_p50"]),
             ("latency p99 (ms)", p.latency_ms["p99"], b.latency_ms["p99"], ".2f", r["latency_p99"]),
             ("latency max (ms)", p.latency_ms["max"], b.latency_ms["max"], ".2f", None),
-            ("memory per connection (KiB)", p.kib_per_connection, b.kib_per_connection, ".1f", r["memory_per_connection"]),
+            ("memory per connection (KiB)", p.kib_per_connection, b.kib_per_connection, ".1f",
+             r["memory_per_connection"]),
+            ("  connected only, before joining", p.kib_per_connection_connected_only,
+             b.kib_per_connection_connected_only, ".1f", r["memory_per_connection_connected_only"]),
             ("server RSS before clients (MiB)", p.rss_before_mib, b.rss_before_mib, ".1f", None),
             ("server CPU utilisation (%)", p.server_cpu_util * 100, b.server_cpu_util * 100, ".1f", None),
-            ("client process CPU (%)", p.client_proc_cpu_util * 100, b.client_proc_cpu_util * 100, ".1f", None),
+            ("client processes CPU (%, summed)", sum(p.client_procs_cpu_util) * 100,
+             sum(b.client_procs_cpu_util) * 100, ".1f", None),
+            ("other processes' CPU (cores)", p.other_processes_cores, b.other_processes_cores, ".2f", None),
             ("delivered / expected", None, None, "", None),
             ("sender ack p50 / p99 (ms)", None, None, "", None),
         ]
@@ -631,15 +806,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     rows = []
     for n in args.clients:
         print(f"N={n}: Parley ...", file=sys.stderr, flush=True)
-        p = await run_parley(n, args.rate, args.seconds, args.keep)
+        p = await run_parley(n, args)
         print(f"N={n}: baseline ...", file=sys.stderr, flush=True)
-        b = await run_baseline(n, args.rate, args.seconds, args.keep)
+        b = await run_baseline(n, args)
         rows.append({"clients": n, "parley": p, "baseline": b, "ratios": ratios(p, b)})
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": machine(),
         "params": {"clients": args.clients, "rate": args.rate, "seconds": args.seconds,
-                   "warmup_events": WARMUP_EVENTS},
+                   "client_procs": args.client_procs, "warmup_events": WARMUP_EVENTS},
         "rows": rows,
     }
 
@@ -650,22 +825,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=20.0, help="events per second from the sender (default 20)")
     parser.add_argument("--seconds", type=float, default=10.0, help="sending duration per run (default 10)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
+    parser.add_argument("--client-procs", type=int, default=DEFAULT_CLIENT_PROCS,
+                        help=f"client worker processes the N clients are spread over (default {DEFAULT_CLIENT_PROCS})")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directories (server logs)")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.worker:
+        asyncio.run(worker_main())
+        return 0
     args.clients = [int(x) for x in str(args.clients).split(",") if x.strip()]
-    if not args.clients or min(args.clients) < 1 or args.rate <= 0 or args.seconds <= 0:
-        parser.error("--clients, --rate and --seconds must be positive")
+    if not args.clients or min(args.clients) < 1 or args.rate <= 0 or args.seconds <= 0 or args.client_procs < 1:
+        parser.error("--clients, --rate, --seconds and --client-procs must be positive")
+    if args.client_procs > min(args.clients):
+        parser.error("--client-procs cannot exceed the smallest client count")
     started = time.perf_counter()
     result = asyncio.run(run(args))
     result["total_seconds"] = round(time.perf_counter() - started, 1)
-    print(f"\nRoom broadcast, {result['params']['rate']:g} events/s for {result['params']['seconds']:g} s, "
-          f"{result['machine']['cpus']} CPUs ({result['machine']['cpu_model']}), {result['date']}\n")
+    print(f"\nRoom broadcast, {args.rate:g} events/s for {args.seconds:g} s, clients in {args.client_procs} "
+          f"process(es), {result['machine']['cpus']} CPUs ({result['machine']['cpu_model']}), {result['date']}\n")
     print(table(result["rows"]))
     for row in result["rows"]:
         for f in (row["parley"], row["baseline"]):
             if not f.complete:
                 print(f"WARNING: {f.server} N={f.clients}: {f.deliveries}/{f.deliveries_expected} delivered, "
                       f"{f.clients_missing_messages} clients missed messages")
+            if f.other_processes_cores > BUSY_MACHINE_CORES:
+                print(f"WARNING: {f.server} N={f.clients}: other processes used {f.other_processes_cores:.2f} "
+                      f"cores during the window (load {f.loadavg_1min_before}); latency figures are unreliable")
             for note in f.notes:
                 if "failed" in note:
                     print(f"WARNING: {f.server} N={f.clients}: {note}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,10 +17,11 @@ from server.people.models import Membership
 class SessionChanges(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    access: Access | None = None
+    # JSON carries the access level as a string: the enum alone is not strict.
+    access: Annotated[Access, Field(strict=False)] | None = None
     requires_admission: bool | None = None
     # A membership id, or "" to fall back to the secretariat as chair.
-    chair_membership_id: Annotated[str, StringConstraints(max_length=64)] | None = None
+    chair_membership_id: Annotated[str, StringConstraints(max_length=64, pattern=r"^[A-Za-z0-9_-]*$")] | None = None
 
 
 async def change_session(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 
 # 16 random bytes = 128 bits; URL-safe base64 without padding (22 characters).
@@ -16,3 +17,12 @@ def new_id() -> str:
 
 def new_token() -> str:
     return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def is_id(value: object) -> bool:
+    """Whether a value from outside has the shape of an id (anything else names nothing;
+    in particular no NUL byte, which PostgreSQL refuses in text, reaches a query)."""
+    return isinstance(value, str) and _ID.fullmatch(value) is not None

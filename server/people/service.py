@@ -223,6 +223,7 @@ async def revoke_login(db: AsyncSession, person_id: str, login_id: str) -> None:
 async def password_login(
     db: AsyncSession, secret_key: bytes, email: str, password: str, *, user_agent: str
 ) -> IssuedLogin:
+    email = email.replace("\x00", "")  # PostgreSQL refuses NUL in text; no address has one
     person = (
         await db.execute(select(Person).where(Person.email == email.strip().lower()))
     ).scalar_one_or_none()

@@ -101,6 +101,7 @@ class Realtime:
         self.sio.on("disconnect", self._disconnect)
         for spec in EVENTS.values():
             self.sio.on(spec.name, self._dispatcher(spec))
+        self.sio.on("*", self._unknown)
 
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         origin = environ.get("HTTP_ORIGIN")
@@ -135,9 +136,15 @@ class Realtime:
             except Exception:  # a failed leave must not stop the others
                 log.exception("leave failed for %s in %s", sid, session_id)
 
+    async def _unknown(self, event: str, sid: str, *_: Any) -> dict[str, Any]:
+        # Answered, so a client calling an event this server lacks does not wait forever.
+        return _error(invalid("event: no such event."))
+
     def _dispatcher(self, spec: EventSpec) -> Callable[..., Awaitable[dict[str, Any]]]:
-        async def dispatch(sid: str, data: Any = None) -> dict[str, Any]:
+        async def dispatch(sid: str, *args: Any) -> dict[str, Any]:
             try:
+                # A client may send any number of arguments; anything but one object is refused.
+                data = args[0] if len(args) == 1 else None
                 if not isinstance(data, dict):
                     raise invalid("payload: expected an object.")
                 try:
@@ -187,12 +194,18 @@ async def _join(rt: Realtime, ctx: EventContext) -> Outcome:
     """Enter a room. Ack: ``status`` "joined" with ``state`` (or ``events`` after ``since``),
     or "waiting" (then a ``room.admission`` event follows)."""
     session_id = ctx.scope.session.id
-    out = await rt.rooms.join(ctx.db, ctx.scope, ctx.sid, ctx.payload.since)
-    if out.ack["status"] == "waiting":
-        await rt.sio.enter_room(ctx.sid, lobby_name(session_id, ctx.scope.actor.membership_id))
-    else:
-        await rt.sio.leave_room(ctx.sid, lobby_name(session_id, ctx.scope.actor.membership_id))
+    lobby = lobby_name(session_id, ctx.scope.actor.membership_id)
+
+    async def subscribe() -> None:
+        await rt.sio.leave_room(ctx.sid, lobby)
         await rt.sio.enter_room(ctx.sid, room_name(session_id))
+
+    # Subscribed only once entry is decided (never while waiting), before the join is
+    # committed, so nothing committed after the acknowledged state is missed.
+    out = await rt.rooms.join(ctx.db, ctx.scope, ctx.sid, ctx.payload.since, subscribe)
+    if out.ack["status"] == "waiting":
+        await rt.sio.enter_room(ctx.sid, lobby)
+    else:
         await rt.remember_room(ctx.sid, session_id)
     out.ack["me"] = ctx.scope.actor.membership_id
     out.ack["is_chair"] = ctx.scope.is_chair

@@ -6,10 +6,10 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from server.access.guard import SessionScope
-from server.access.policy import Action
+from server.access.policy import Action, decide
 from server.agenda import manage
 from server.agenda import service as agenda
-from server.agenda.models import AgendaSession
+from server.agenda.models import Access, AgendaSession
 from server.core.errors import invalid
 from server.people.models import Person
 from server.web.i18n import pick_language

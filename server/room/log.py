@@ -62,7 +62,9 @@ class RoomLog:
     async def state(self, db: AsyncSession, session_id: str) -> RoomState:
         cached = self._cache.get(session_id) or RoomState()
         for event in await self.since(db, session_id, cached.seq, limit=None):
-            cached.apply(event)
+            # Concurrent readers fetch the same new events: each is folded once.
+            if event["seq"] > cached.seq:
+                cached.apply(event)
         self._cache[session_id] = cached
         return cached
 

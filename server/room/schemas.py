@@ -6,8 +6,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-IdemKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+# No NUL bytes anywhere: PostgreSQL refuses them in text (an error, not a refusal).
+Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+IdemKey = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00]+$")]
 MAX_CHAT_CHARS = 2000
 
 
@@ -28,7 +29,7 @@ class SyncPayload(SessionRef):
 
 
 class ChatPayload(SessionRef):
-    text: Annotated[str, StringConstraints(min_length=1, max_length=MAX_CHAT_CHARS)]
+    text: Annotated[str, StringConstraints(min_length=1, max_length=MAX_CHAT_CHARS, pattern=r"^[^\x00]+$")]
     idem: IdemKey
 
 

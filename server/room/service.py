@@ -8,6 +8,7 @@ touch the transport.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +19,7 @@ from server.access.guard import SessionScope
 from server.agenda.models import AgendaItem
 from server.audit import service as audit
 from server.core.clock import iso_z, utcnow
-from server.core.errors import conflict, invalid, not_found
+from server.core.errors import DomainError, ErrorCode, conflict, invalid, not_found
 from server.people.models import Role
 from server.room.log import SYNC_LIMIT, RoomLog
 from server.room.state import EventType, RoomState
@@ -46,9 +47,18 @@ class RoomService:
         self.log = log
 
     async def join(
-        self, db: AsyncSession, scope: SessionScope, conn: str, since: int | None
+        self,
+        db: AsyncSession,
+        scope: SessionScope,
+        conn: str,
+        since: int | None,
+        subscribe: Callable[[], Awaitable[None]] | None = None,
     ) -> Outcome:
-        """Enter the room, or the lobby when the session requires admission."""
+        """Enter the room, or the lobby when the session requires admission.
+
+        ``subscribe`` (the transport's "start sending me room events") runs under the
+        append lock once entry is decided, before the join is committed: every event
+        after the state the acknowledgement carries then reaches the joiner live."""
         sid, me = scope.session.id, scope.actor.membership_id
         async with self.log.locked(db, sid) as state:
             out = Outcome()
@@ -62,6 +72,8 @@ class RoomService:
                     await db.commit()
                 out.ack = {"status": "waiting", "seq": state.seq}
                 return out
+            if subscribe is not None:
+                await subscribe()
             out.events.append(
                 self.log.add(
                     db, state, sid, EventType.JOIN, me, {"person": scope.actor.public(), "conn": conn}
@@ -84,6 +96,9 @@ class RoomService:
     async def sync(self, db: AsyncSession, scope: SessionScope, since: int) -> dict[str, Any]:
         """Events after ``since`` (or the whole state when too far behind)."""
         state = await self.log.state(db, scope.session.id)
+        if _waits(scope, state):
+            # The lobby is not the room: no history before the chair admits.
+            raise DomainError(ErrorCode.WAITING, "Wait until the chair admits you.")
         return await self._catch_up(db, state, scope.session.id, since)
 
     async def leave(self, db: AsyncSession, scope: SessionScope, conn: str) -> Outcome:
@@ -102,6 +117,8 @@ class RoomService:
     async def _replay(
         self, db: AsyncSession, scope: SessionScope, idem: str | None
     ) -> Outcome | None:
+        """The earlier outcome of a retried command. Called under the append lock, so a
+        retry racing its original waits for it instead of storing a second event."""
         if idem is None:
             return None
         earlier = await self.log.find_idempotent(db, scope.session.id, scope.actor.membership_id, idem)
@@ -110,23 +127,23 @@ class RoomService:
         return Outcome(events=[earlier], ack={"seq": earlier["seq"], "duplicate": True})
 
     async def chat(self, db: AsyncSession, scope: SessionScope, text: str, idem: str) -> Outcome:
-        if (done := await self._replay(db, scope, idem)) is not None:
-            return done
         text = text.strip()
         if not text:
             raise invalid("text: a message cannot be empty.")
         sid, me = scope.session.id, scope.actor.membership_id
         async with self.log.locked(db, sid) as state:
+            if (done := await self._replay(db, scope, idem)) is not None:
+                return done
             await self._present(scope, state)
             event = self.log.add(db, state, sid, EventType.CHAT, me, {"text": text}, idem)
             await db.commit()
         return Outcome(events=[event], ack={"seq": event["seq"]})
 
     async def request_floor(self, db: AsyncSession, scope: SessionScope, idem: str | None) -> Outcome:
-        if (done := await self._replay(db, scope, idem)) is not None:
-            return done
         sid, me = scope.session.id, scope.actor.membership_id
         async with self.log.locked(db, sid) as state:
+            if (done := await self._replay(db, scope, idem)) is not None:
+                return done
             await self._present(scope, state)
             if me in state.queue:
                 raise conflict("You have already requested the floor.")
@@ -137,10 +154,10 @@ class RoomService:
         return Outcome(events=[event], ack={"seq": event["seq"], "position": len(state.queue)})
 
     async def withdraw_floor(self, db: AsyncSession, scope: SessionScope, idem: str | None) -> Outcome:
-        if (done := await self._replay(db, scope, idem)) is not None:
-            return done
         sid, me = scope.session.id, scope.actor.membership_id
         async with self.log.locked(db, sid) as state:
+            if (done := await self._replay(db, scope, idem)) is not None:
+                return done
             if me not in state.queue:
                 raise conflict("You have not requested the floor.")
             event = self.log.add(db, state, sid, EventType.FLOOR_WITHDRAW, me, {}, idem)
@@ -151,10 +168,10 @@ class RoomService:
         self, db: AsyncSession, scope: SessionScope, target: str, idem: str | None
     ) -> Outcome:
         """Chair: give the floor to someone on the list (ending the current speaker)."""
-        if (done := await self._replay(db, scope, idem)) is not None:
-            return done
         sid, me = scope.session.id, scope.actor.membership_id
         async with self.log.locked(db, sid) as state:
+            if (done := await self._replay(db, scope, idem)) is not None:
+                return done
             if target not in state.queue and not state.present_has(target):
                 raise not_found("Participant in the room")
             out = Outcome()
@@ -168,10 +185,10 @@ class RoomService:
         return out
 
     async def end_floor(self, db: AsyncSession, scope: SessionScope, idem: str | None) -> Outcome:
-        if (done := await self._replay(db, scope, idem)) is not None:
-            return done
         sid, me = scope.session.id, scope.actor.membership_id
         async with self.log.locked(db, sid) as state:
+            if (done := await self._replay(db, scope, idem)) is not None:
+                return done
             if state.floor is None:
                 raise conflict("Nobody has the floor.")
             event = self.log.add(
@@ -184,13 +201,13 @@ class RoomService:
         self, db: AsyncSession, scope: SessionScope, item_id: str, idem: str | None
     ) -> Outcome:
         """Chair: make an agenda item current (ending the one before)."""
-        if (done := await self._replay(db, scope, idem)) is not None:
-            return done
         item = await db.get(AgendaItem, item_id)
         if item is None or item.session_id != scope.session.id:
             raise not_found("Agenda item")
         sid, me = scope.session.id, scope.actor.membership_id
         async with self.log.locked(db, sid) as state:
+            if (done := await self._replay(db, scope, idem)) is not None:
+                return done
             if state.current_item and state.current_item["item_id"] == item_id:
                 raise conflict("This item is already current.")
             out = Outcome()
@@ -204,10 +221,10 @@ class RoomService:
         return out
 
     async def end_item(self, db: AsyncSession, scope: SessionScope, idem: str | None) -> Outcome:
-        if (done := await self._replay(db, scope, idem)) is not None:
-            return done
         sid, me = scope.session.id, scope.actor.membership_id
         async with self.log.locked(db, sid) as state:
+            if (done := await self._replay(db, scope, idem)) is not None:
+                return done
             if state.current_item is None:
                 raise conflict("No agenda item is current.")
             event = self.log.add(
@@ -220,10 +237,10 @@ class RoomService:
         self, db: AsyncSession, scope: SessionScope, target: str, admit: bool, idem: str | None
     ) -> Outcome:
         """Chair: admit or decline someone waiting in the lobby (recorded in the audit log)."""
-        if (done := await self._replay(db, scope, idem)) is not None:
-            return done
         sid, me = scope.session.id, scope.actor.membership_id
         async with self.log.locked(db, sid) as state:
+            if (done := await self._replay(db, scope, idem)) is not None:
+                return done
             if target not in state.lobby:
                 raise not_found("Participant in the lobby")
             kind = EventType.LOBBY_ADMIT if admit else EventType.LOBBY_DECLINE

@@ -103,18 +103,19 @@ class RoomState:
 
         ``connections`` (already public in join/leave events) lets a client that
         starts from a snapshot tell whether a later ``leave`` empties someone's
-        presence, exactly as this fold does."""
+        presence, exactly as this fold does. It is a copy: an acknowledgement carrying
+        it is serialised only after other commands may have changed this state."""
         return {
             "seq": self.seq,
-            "people": self.people,
+            "people": dict(self.people),
             "present": sorted(self.present),
             "connections": {m: sorted(c) for m, c in self.connections.items() if c},
             "lobby": [{"membership_id": m, "since": s} for m, s in self.lobby.items()],
-            "current_item": self.current_item,
-            "items": self.items,
+            "current_item": dict(self.current_item) if self.current_item else None,
+            "items": {i: dict(times) for i, times in self.items.items()},
             "queue": list(self.queue),
-            "floor": self.floor,
-            "chat": self.chat,
+            "floor": dict(self.floor) if self.floor else None,
+            "chat": list(self.chat),
         }
 
 

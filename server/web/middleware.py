@@ -82,10 +82,18 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 async def origin_check(request: web.Request, handler: Handler) -> web.StreamResponse:
     """State-changing requests must come from an allowed origin (CSRF defence in depth)."""
     if request.method in UNSAFE and not request.path.startswith("/socket.io/"):
-        origin = request.headers.get("Origin")
-        if origin not in request.app[SETTINGS].allowed_origins:
+        if not _from_allowed_origin(request):
             raise DomainError(ErrorCode.FORBIDDEN, "This request came from an origin that is not allowed.")
     return await handler(request)
+
+
+def _from_allowed_origin(request: web.Request) -> bool:
+    origin = request.headers.get("Origin")
+    if origin in request.app[SETTINGS].allowed_origins:
+        return True
+    # With "Referrer-Policy: no-referrer" browsers send "Origin: null" on form posts,
+    # even same-origin ones; Sec-Fetch-Site, which no page can set, still tells.
+    return origin == "null" and request.headers.get("Sec-Fetch-Site") == "same-origin"
 
 
 @web.middleware

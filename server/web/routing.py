@@ -15,7 +15,8 @@ from aiohttp import web
 
 from server.access.guard import SessionScope, VisitScope, session_scope, visit_scope
 from server.access.policy import Action
-from server.core.errors import DomainError, ErrorCode
+from server.core.errors import DomainError, ErrorCode, not_found
+from server.core.ids import is_id
 from server.people.models import Person
 from server.web.auth import current_person
 from server.web.keys import SESSIONS
@@ -71,6 +72,9 @@ def _guard(
         person: Person | None = await current_person(request)
         if person is None:
             raise DomainError(ErrorCode.UNAUTHENTICATED, "Please open your invitation link or log in.")
+        # Path parameters of guarded routes are ids; anything else names nothing.
+        if not all(is_id(value) for value in request.match_info.values()):
+            raise not_found("Page")
         scope: SessionScope | VisitScope | Person
         async with request.app[SESSIONS]() as db:
             if "{session_id}" in path:

@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from server.agenda.models import Access, AgendaItem, AgendaSession, SessionInvitee
+from server.agenda.models import Access, AgendaItem, AgendaSession, SessionInvitee, SessionRole, SessionRoleName
 from server.config import Settings
 from server.core.clock import utcnow
 from server.db.session import make_engine, make_sessionmaker
@@ -48,9 +48,13 @@ class MatrixEnv:
     cookies: dict[str, str] = field(default_factory=dict)  # member key -> login cookie
     outsider_cookie: str = ""
 
-    async def new_session(self, access: Access, *, requires_admission: bool = False) -> FreshSession:
+    async def new_session(
+        self, access: Access, *, requires_admission: bool = False, invite_stakeholder: bool = True,
+        chair: str | None = None,
+    ) -> FreshSession:
         """An agenda session shaped like tests/fixtures/world.py's: two items, and the
-        world's stakeholder invited when it is a stakeholder session."""
+        world's stakeholder invited when it is a stakeholder session. ``chair`` names a
+        member key as the session's chair (otherwise the secretariat chairs)."""
         async with self.sessions() as db:
             start = utcnow() + timedelta(days=7)
             s = AgendaSession(
@@ -61,7 +65,10 @@ class MatrixEnv:
             await db.flush()
             items = [AgendaItem(session_id=s.id, position=i, title=f"Item {i}") for i in (1, 2)]
             db.add_all(items)
-            if access == Access.STAKEHOLDER:
+            if chair is not None:
+                db.add(SessionRole(session_id=s.id, membership_id=self.world.members[chair].membership_id,
+                                   role=SessionRoleName.CHAIR))
+            if access == Access.STAKEHOLDER and invite_stakeholder:
                 db.add(SessionInvitee(session_id=s.id, membership_id=self.world.members["stakeholder"].membership_id))
             await db.flush()
             ids = [i.id for i in items]

@@ -26,6 +26,7 @@ from itertools import product
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import pytest_asyncio
 import socketio
@@ -378,6 +379,51 @@ async def test_event(env: MatrixEnv, case: EventCase) -> None:
         assert "error" in ack and ack["error"]["code"] == code, f"{case.id}: denied by the policy but acknowledged {ack}"
 
 
+# ---- per-session roles are data -------------------------------------------------------
+
+
+@pytest.mark.parametrize("access", ACCESSES, ids=[str(a) for a in ACCESSES])
+async def test_named_chair_replaces_the_secretariat(env: MatrixEnv, access: Access) -> None:
+    """A session that names a chair is chaired by them alone: the secretariat no longer chairs."""
+    session = await env.new_session(access, chair="expert")
+    acks: dict[str, dict[str, Any]] = {}
+    for key in ("expert", "secretariat", "delegate"):
+        client = await socket_client(env.server, env.cookies[key])
+        try:
+            joined = await call(client, "room.join", {"session_id": session.id})
+            assert joined.get("status") == "joined", joined
+            assert joined["is_chair"] is (key == "expert"), (key, joined)
+            acks[key] = await call(client, "item.start", {"session_id": session.id, "item_id": session.items[0],
+                                                          "idem": new_idem()})
+        finally:
+            await client.disconnect()
+    assert acks["expert"].get("ok") is True, acks
+    assert acks["secretariat"]["error"]["code"] == "forbidden", acks
+    assert acks["delegate"]["error"]["code"] == "forbidden", acks
+    async with http_client(env.server, env.cookies["expert"]) as http:
+        async with http.get(f"/api/sessions/{session.id}") as r:
+            assert r.status == 200 and (await r.json())["is_chair"] is True
+
+
+async def test_stakeholder_not_invited_does_not_see_a_stakeholder_session(env: MatrixEnv) -> None:
+    """A stakeholder session admits its own stakeholders only: another one is told it does not exist."""
+    session = await env.new_session(Access.STAKEHOLDER, invite_stakeholder=False)
+    async with http_client(env.server, env.cookies["stakeholder"]) as http:
+        for path in (f"/api/sessions/{session.id}", f"/sessions/{session.id}"):
+            async with http.get(path, allow_redirects=False) as r:
+                assert r.status == 404, (path, r.status)
+        async with http.get(f"/api/visits/{env.world.visit_id}") as r:
+            listed = {s["id"] for s in (await r.json())["sessions"]}
+    assert session.id not in listed
+    assert env.world.sessions["stakeholder"] in listed  # the one they are invited to
+    client = await socket_client(env.server, env.cookies["stakeholder"])
+    try:
+        ack = await call(client, "room.join", {"session_id": session.id})
+    finally:
+        await client.disconnect()
+    assert ack["error"]["code"] == "not_found", ack
+
+
 # ---- outsiders and anonymous callers ----------------------------------------------------
 
 
@@ -436,8 +482,9 @@ async def test_socket_connect_refused(env: MatrixEnv, how: str) -> None:
         headers.pop("Origin")
     if cookie:
         headers["Cookie"] = f"parley_session={cookie}"
-    client = socketio.AsyncClient(reconnection=False)
-    with pytest.raises(socketio.exceptions.ConnectionError):
-        await client.connect(env.server.url, headers=headers, transports=["websocket"], wait_timeout=5)
-    assert not client.connected
-    await client.shutdown()
+    async with aiohttp.ClientSession() as http:  # ours, so a refused client leaves nothing open
+        client = socketio.AsyncClient(reconnection=False, http_session=http)
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await client.connect(env.server.url, headers=headers, transports=["websocket"], wait_timeout=5)
+        assert not client.connected
+        await client.disconnect()

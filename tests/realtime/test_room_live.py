@@ -3,11 +3,15 @@ chair-only commands, and every client ending with the same state."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from server.room.models import RoomEvent
+from server.web.keys import ROOMS
+from tests.conftest import LiveServer
 from tests.fixtures.world import World
 from tests.realtime.live import Peer, Peers, converge
 
@@ -187,3 +191,33 @@ async def test_leaving_drops_presence_but_keeps_the_request(peers: Peers, world:
     assert (await expert.send("floor.request"))["error"]["code"] == "conflict"
     await chair.synced(ack["seq"])
     assert len(expert.live) == heard
+
+
+async def test_events_committed_while_a_join_completes_are_not_missed(
+    peers: Peers, world: World, server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The joiner must be subscribed before its join is committed: anything committed
+    after its snapshot reaches it live, however slow the rest of the join is."""
+    sid = world.sessions["open"]
+    chair = await peers.joined("secretariat", sid)
+    rooms = server.app[ROOMS]
+    original = rooms.join
+    committed, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_join(*args: Any, **kwargs: Any) -> Any:
+        out = await original(*args, **kwargs)
+        committed.set()
+        await release.wait()  # e.g. a slow database round trip before the ack
+        return out
+
+    monkeypatch.setattr(rooms, "join", slow_join)
+    joiner = await peers.connect("expert")
+    joining = asyncio.create_task(joiner.join(sid))
+    await asyncio.wait_for(committed.wait(), 10)
+    said = await chair.send("chat.send", text="during your join", idem="during")
+    assert said["ok"], said
+    release.set()
+    ack = await joining
+    assert ack["status"] == "joined" and ack["seq"] < said["seq"], ack
+    await converge([chair, joiner])
+    assert [c["text"] for c in joiner.state.chat] == ["during your join"]

@@ -1,0 +1,158 @@
+"""Larger unordered agendas: OR-Tools CP-SAT on a time-indexed model.
+
+One Boolean per (session, feasible grid start); the sessions' intervals never
+overlap, sessions sharing a participant keep ``min_gap_minutes`` apart (a no-overlap
+per participant over intervals stretched by the gap) and ``after`` pairs are ordered
+with the gap.  The ranking key is optimised lexicographically in stages: the total
+cost, then the largest delegation burden with the total fixed, then the starts in
+input order.  ``proven`` is true only when CP-SAT proved every stage of the best
+schedule optimal.  The K next-best schedules are found by solving again with the
+schedules already found forbidden.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .engine import Candidate, Instance
+from .prices import INF
+
+__all__ = ["solve_cpsat"]
+
+
+class _Model:
+    def __init__(self, inst: Instance, forbidden: list[tuple[int, ...]]) -> None:
+        from ortools.sat.python import cp_model
+
+        self.cp = cp_model
+        g = inst.cm.grid
+        gap = inst.problem.min_gap_minutes
+        m = self.model = cp_model.CpModel()
+        self.xs: list[dict[int, Any]] = []
+        self.starts = []
+        for i in range(inst.n):
+            ts = np.flatnonzero(inst.cost[i] < INF).tolist()
+            x = {t: m.new_bool_var(f"x{i}_{t}") for t in ts}
+            m.add_exactly_one(x.values())
+            st = m.new_int_var_from_domain(cp_model.Domain.from_values(ts), f"s{i}")
+            m.add(st == sum(t * v for t, v in x.items()))
+            self.xs.append(x)
+            self.starts.append(st)
+        m.add_no_overlap([m.new_fixed_size_interval_var(g * self.starts[i], inst.duration[i], f"iv{i}")
+                          for i in range(inst.n)])
+        # the same as time-indexed cliques: sessions start on grid points, so two slots
+        # overlap iff one covers the other's start; these give a strong LP relaxation
+        groups: dict[frozenset[int], int] = {frozenset(range(inst.n)): 0}
+        if gap > 0:
+            for pid in {pid for s in inst.problem.sessions for pid in s.participants}:
+                members = frozenset(i for i, s in enumerate(inst.problem.sessions) if pid in s.participants)
+                if len(members) > 1:
+                    groups[members] = gap
+            sets = [k for k, v in groups.items() if v]
+            for k in sets:  # a group inside a larger one adds nothing
+                if any(k < other for other in sets):
+                    del groups[k]
+        for members, pad in groups.items():
+            cover: dict[int, list[Any]] = {}
+            for i in members:
+                reach = -(-(inst.duration[i] + pad) // g)  # grid points covered from the start
+                for t, v in self.xs[i].items():
+                    for tau in range(t, min(t + reach, inst.S)):
+                        cover.setdefault(tau, []).append(v)
+            for vs in cover.values():
+                if len(vs) > 1:
+                    m.add_at_most_one(vs)
+            if pad and len(members) > 1:
+                m.add_no_overlap([m.new_fixed_size_interval_var(g * self.starts[i], inst.duration[i] + pad,
+                                                                f"pad{i}") for i in sorted(members)])
+        for j, i in enumerate(inst.pred):
+            if i is not None:
+                m.add(g * self.starts[j] >= g * self.starts[i] + inst.duration[i] + inst.sep[i][j])
+        for sched in forbidden:
+            m.add_bool_or([self.xs[i][t].Not() for i, t in enumerate(sched)])
+        self.total = sum(int(inst.cost[i][t]) * v for i in range(inst.n) for t, v in self.xs[i].items())
+        top = sum(int(inst.cost[i][inst.cost[i] < INF].max()) for i in range(inst.n))
+        self.max_deleg = m.new_int_var(0, max(top, 0), "max_deleg")
+        for d in range(len(inst.cm.delegations)):
+            terms = [int(inst.deleg[i][d, t]) * v for i in range(inst.n) for t, v in self.xs[i].items()
+                     if inst.deleg[i][d, t]]
+            if terms:
+                m.add(self.max_deleg >= sum(terms))
+
+    def solve(self, objective: Any, hint: list[int] | None, seconds: float, workers: int,
+              ) -> tuple[str, list[int] | None, int | None]:
+        cp = self.cp
+        self.model.minimize(objective)
+        self.model.clear_hints()
+        if hint is not None:
+            for st, v in zip(self.starts, hint):
+                self.model.add_hint(st, v)
+        solver = cp.CpSolver()
+        solver.parameters.max_time_in_seconds = max(0.05, seconds)
+        solver.parameters.num_workers = workers
+        solver.parameters.random_seed = 1
+        status = solver.solve(self.model)
+        if status in (cp.OPTIMAL, cp.FEASIBLE):
+            return ("optimal" if status == cp.OPTIMAL else "feasible",
+                    [int(solver.value(s)) for s in self.starts], int(round(solver.objective_value)))
+        return ("infeasible" if status == cp.INFEASIBLE else "unknown"), None, None
+
+
+def solve_cpsat(inst: Instance, k: int, time_limit: float, workers: int = 2,
+                ) -> tuple[list[Candidate], bool]:
+    """The best schedule and up to ``k`` next-best; and whether the best is proven."""
+    deadline = time.monotonic() + time_limit
+    left: Callable[[], float] = lambda: deadline - time.monotonic()
+    if any(not (inst.cost[i] < INF).any() for i in range(inst.n)):
+        return [], True
+    found: list[Candidate] = []
+    proven_first = True
+    span = inst.S + 1
+    for rnd in range(k + 1):
+        if rnd and left() <= 0:
+            break
+        forbidden = [c.starts for c in found]
+        proven = True
+        mdl = _Model(inst, forbidden)
+        status, hint, total = mdl.solve(mdl.total, None, left(), workers)
+        if hint is None:
+            if status != "infeasible":
+                proven = False
+            if rnd == 0:
+                proven_first = proven
+            break
+        proven &= status == "optimal"
+        mdl = _Model(inst, forbidden)
+        mdl.model.add(mdl.total == total)
+        status, h2, worst = mdl.solve(mdl.max_deleg, hint, left(), workers)
+        if h2 is not None:
+            hint = h2
+            proven &= status == "optimal"
+            mdl = _Model(inst, forbidden)
+            mdl.model.add(mdl.total == total)
+            mdl.model.add(mdl.max_deleg == worst)
+            if span ** inst.n < 2 ** 62:
+                weights = [span ** (inst.n - 1 - i) for i in range(inst.n)]
+                status, h3, _ = mdl.solve(sum(w * s for w, s in zip(weights, mdl.starts)), hint, left(), workers)
+                if h3 is not None:
+                    hint = h3
+                proven &= status == "optimal"
+            else:
+                for i in range(inst.n):
+                    status, h3, _ = mdl.solve(mdl.starts[i], hint, left(), workers)
+                    if h3 is None:
+                        proven = False
+                        break
+                    hint = h3
+                    proven &= status == "optimal"
+                    mdl.model.add(mdl.starts[i] == hint[i])
+        else:
+            proven = False
+        if rnd == 0:
+            proven_first = proven
+        found.append(inst.candidate(hint, exact=proven))
+    return found, proven_first

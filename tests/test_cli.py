@@ -1,0 +1,179 @@
+"""The `parley` console script, run as a new user would: from a temporary directory,
+with the embedded defaults (state under ./var)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import stat
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from server.config import Settings
+from server.core.clock import utcnow
+from server.db.session import make_engine, make_sessionmaker
+from server.people import service as people
+from tests.conftest import free_port, http_client, start_server
+
+PARLEY = Path(sys.executable).with_name("parley")
+ROLES = {"secretariat", "expert", "delegate", "interpreter", "stakeholder", "observer"}
+ACCESS = {"open", "stakeholder", "closed"}
+ISO_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
+
+
+def parley(cwd: Path, *args: str, stdin: str | None = None, **env_extra: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
+    env.update(env_extra)
+    return subprocess.run(
+        [str(PARLEY), *args], cwd=cwd, env=env, input=stdin, capture_output=True, text=True, timeout=120
+    )
+
+
+def demo(cwd: Path) -> dict[str, Any]:
+    done = parley(cwd, "demo", "--json")
+    assert done.returncode == 0, done.stderr
+    return dict(json.loads(done.stdout))
+
+
+def parse_z(value: str) -> datetime:
+    assert ISO_Z.match(value), value
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+@pytest.fixture(scope="module")
+def demo_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], dict[str, Any]]:
+    cwd = tmp_path_factory.mktemp("newuser")
+    return cwd, demo(cwd), demo(cwd)
+
+
+def test_demo_json_shape(demo_runs: tuple[Path, dict[str, Any], dict[str, Any]]) -> None:
+    _, out, _ = demo_runs
+    assert set(out) == {"visit_id", "base_url", "participants", "sessions"}
+    assert isinstance(out["visit_id"], str) and re.fullmatch(r"[A-Za-z0-9_-]{22}", out["visit_id"])
+    assert out["base_url"].startswith("http") and not out["base_url"].endswith("/")
+    for p in out["participants"]:
+        assert set(p) == {"name", "role", "delegation", "timezone", "invite_url"}, p
+        assert p["name"] and p["role"] in ROLES
+        assert p["invite_url"].startswith(f"{out['base_url']}/invite/")
+        ZoneInfo(p["timezone"])  # a real IANA zone
+    for s in out["sessions"]:
+        assert set(s) == {"id", "title", "start_utc", "end_utc", "access"}, s
+        assert s["access"] in ACCESS and s["title"]
+        assert parse_z(s["start_utc"]) < parse_z(s["end_utc"])
+
+
+def test_demo_is_realistic(demo_runs: tuple[Path, dict[str, Any], dict[str, Any]]) -> None:
+    _, out, _ = demo_runs
+    participants, sessions = out["participants"], out["sessions"]
+    roles = [p["role"] for p in participants]
+    assert set(roles) == ROLES
+    assert roles.count("interpreter") >= 2
+    assert {s["access"] for s in sessions} == ACCESS
+
+    zones = {p["timezone"] for p in participants}
+    assert len(zones) >= 5, zones
+    continents = {z.split("/")[0] for z in zones}
+    assert len(continents & {"Europe", "Africa", "Asia", "America", "Australia", "Pacific"}) >= 3, continents
+    assert any(p["role"] == "secretariat" and p["timezone"] == "Europe/Vienna" for p in participants)
+
+    starts = [parse_z(s["start_utc"]) for s in sessions]
+    ends = [parse_z(s["end_utc"]) for s in sessions]
+    assert min(starts) > utcnow(), "the demo agenda lies in the future"
+    assert len({d.date() for d in starts}) == 3, "a three-day agenda"
+    first, last = min(starts), max(ends)
+    changing = [z for z in zones if first.astimezone(ZoneInfo(z)).utcoffset() != last.astimezone(ZoneInfo(z)).utcoffset()]
+    assert changing, f"no participant's zone changes its UTC offset between {first} and {last}"
+
+
+def test_demo_again_reissues_links(demo_runs: tuple[Path, dict[str, Any], dict[str, Any]]) -> None:
+    cwd, first, second = demo_runs
+    assert second["visit_id"] == first["visit_id"]
+    assert len(second["participants"]) == len(first["participants"])
+    assert len(second["sessions"]) == len(first["sessions"])
+    assert [s["id"] for s in second["sessions"]] == [s["id"] for s in first["sessions"]]
+    old = {p["invite_url"] for p in first["participants"]}
+    new = {p["invite_url"] for p in second["participants"]}
+    assert len(new) == len(second["participants"]) and not (old & new)
+
+    async def states(urls: set[str]) -> set[str]:
+        key = (cwd / "var" / "secret_key").read_text().strip().encode()
+        engine = make_engine(f"sqlite+aiosqlite:///{cwd / 'var' / 'parley.db'}")
+        try:
+            async with make_sessionmaker(engine)() as db:
+                return {
+                    str((await people.inspect_invitation(db, key, url.rsplit("/", 1)[1])).state) for url in urls
+                }
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(states(old)) == {"revoked"}
+    assert asyncio.run(states(new)) == {"valid"}
+
+
+def test_state_lives_under_var(demo_runs: tuple[Path, dict[str, Any], dict[str, Any]]) -> None:
+    cwd, _, _ = demo_runs
+    var = cwd / "var"
+    assert (var / "parley.db").is_file()
+    key = var / "secret_key"
+    assert key.is_file()
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert len(key.read_text().strip()) >= 32
+    assert sorted(p.name for p in cwd.iterdir()) == ["var"], "nothing written outside ./var"
+
+
+async def test_admin_create_then_password_login(tmp_path: Path) -> None:
+    up = parley(tmp_path, "db", "upgrade")
+    assert up.returncode == 0, up.stderr
+    password = "correct horse battery staple"
+    made = parley(tmp_path, "admin", "create", "--email", "chief@example.org", stdin=password + "\n")
+    assert made.returncode == 0, made.stderr
+    assert "chief@example.org" in made.stdout
+    short = parley(tmp_path, "admin", "create", "--email", "short@example.org", stdin="short\n")
+    assert short.returncode != 0 and "10 characters" in short.stderr and "Traceback" not in short.stderr
+
+    var = tmp_path / "var"
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    settings = Settings(
+        var_dir=var, database_url=f"sqlite+aiosqlite:///{var / 'parley.db'}", redis_url=None,
+        storage_dir=var / "storage", host="127.0.0.1", port=port, base_url=base, allowed_origins=(base,),
+        secret_key=(var / "secret_key").read_text().strip().encode(),
+    )
+    live, runner = await start_server(settings)
+    try:
+        async with http_client(live, None) as http:
+            async with http.post(
+                "/login", data={"email": "chief@example.org", "password": "not the password"}, allow_redirects=False
+            ) as r:
+                assert r.status == 401
+            async with http.post(
+                "/login", data={"email": "chief@example.org", "password": password, "next": "/api/me"},
+                allow_redirects=False,
+            ) as r:
+                assert r.status == 303, await r.text()
+                cookie = r.cookies["parley_session"].value
+        async with http_client(live, cookie) as http, http.get("/api/me") as r:
+            assert r.status == 200
+    finally:
+        await runner.cleanup()
+
+
+def test_admin_create_refuses_an_unmigrated_database(tmp_path: Path) -> None:
+    done = parley(tmp_path, "admin", "create", "--email", "chief@example.org", stdin="long enough password\n")
+    assert done.returncode != 0
+    assert "parley db upgrade" in done.stderr
+
+
+def test_demo_links_follow_the_port(tmp_path: Path) -> None:
+    port = str(free_port())
+    out = json.loads(parley(tmp_path, "demo", "--json", "--port", port).stdout)
+    assert out["base_url"] == f"http://127.0.0.1:{port}"
+    assert all(p["invite_url"].startswith(f"http://127.0.0.1:{port}/invite/") for p in out["participants"])
