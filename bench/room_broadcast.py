@@ -70,6 +70,34 @@ BUSY_MACHINE_CORES = 0.25  # other processes' CPU above this makes latency figur
 # ---- helpers ------------------------------------------------------------------------------
 
 
+class Interrupted(Exception):
+    """SIGINT or SIGTERM arrived: stop after cleaning up."""
+
+
+STATE: dict[str, Any] = {"interrupted": False, "children": set()}
+
+
+def check_interrupted() -> None:
+    if STATE["interrupted"]:
+        raise Interrupted()
+
+
+def register_child(pid: int) -> None:
+    STATE["children"].add(pid)
+
+
+def forget_child(pid: int) -> None:
+    STATE["children"].discard(pid)
+
+
+def kill_children() -> None:
+    """Last resort on the way out: SIGKILL any subprocess this run started and did not stop."""
+    for pid in list(STATE["children"]):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+        forget_child(pid)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -163,6 +191,7 @@ class ServerProcess:
             stdin=subprocess.DEVNULL, start_new_session=True,
         )
         log.close()
+        register_child(self.popen.pid)
         self.ps = psutil.Process(self.popen.pid)
         deadline = time.monotonic() + timeout
         async with aiohttp.ClientSession() as http:
@@ -185,14 +214,16 @@ class ServerProcess:
         return CpuMeter(self.ps)
 
     def stop(self) -> None:
-        if self.popen is None or self.popen.poll() is not None:
+        if self.popen is None:
             return
-        self.popen.send_signal(signal.SIGTERM)
-        try:
-            self.popen.wait(timeout=3)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait(timeout=10)
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(timeout=10)
+        forget_child(self.popen.pid)
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -388,6 +419,9 @@ async def worker_main() -> None:
         task = asyncio.create_task(handle(json.loads(line)))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
+    await asyncio.sleep(0)  # let the close reply go out
+    for task in tasks:
+        task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
@@ -408,6 +442,7 @@ class WorkerProcess:
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=2**26,
             start_new_session=True,
         )
+        register_child(self.proc.pid)
         self.ps = psutil.Process(self.proc.pid)
         self.reader = asyncio.create_task(self._read())
 
@@ -449,6 +484,7 @@ class WorkerProcess:
             except TimeoutError:
                 self.proc.kill()
                 await self.proc.wait()
+        forget_child(self.proc.pid)
         if self.reader is not None:
             self.reader.cancel()
             await asyncio.gather(self.reader, return_exceptions=True)
@@ -527,8 +563,13 @@ async def drive(
     async def batch(tag: str, events: int, timeout: float) -> dict[str, Any]:
         await asyncio.gather(*(w.call("arm", tag=tag, events=events) for w in workers))
         waits = [asyncio.create_task(w.call("wait", timeout=timeout)) for w in workers]
-        sent = await workers[0].call("send", tag=tag, events=events, rate=rate)
-        done = await asyncio.gather(*waits)
+        try:
+            sent = await workers[0].call("send", tag=tag, events=events, rate=rate)
+            done = await asyncio.gather(*waits)
+        finally:
+            for t in waits:
+                t.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
         return {"send": sent, "waits": done}
 
     warm = await batch("w", WARMUP_EVENTS, 30)
@@ -803,12 +844,25 @@ def machine() -> dict[str, Any]:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    main_task = asyncio.current_task()
+
+    def on_signal() -> None:
+        STATE["interrupted"] = True
+        if main_task is not None:
+            main_task.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
     rows = []
     for n in args.clients:
+        check_interrupted()
         print(f"N={n}: Parley ...", file=sys.stderr, flush=True)
         p = await run_parley(n, args)
+        check_interrupted()
         print(f"N={n}: baseline ...", file=sys.stderr, flush=True)
         b = await run_baseline(n, args)
+        check_interrupted()
         rows.append({"clients": n, "parley": p, "baseline": b, "ratios": ratios(p, b)})
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -839,7 +893,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.client_procs > min(args.clients):
         parser.error("--client-procs cannot exceed the smallest client count")
     started = time.perf_counter()
-    result = asyncio.run(run(args))
+    try:
+        result = asyncio.run(run(args))
+    except (Interrupted, KeyboardInterrupt, asyncio.CancelledError):
+        print("interrupted; subprocesses stopped", file=sys.stderr)
+        return 130
+    finally:
+        kill_children()
     result["total_seconds"] = round(time.perf_counter() - started, 1)
     print(f"\nRoom broadcast, {args.rate:g} events/s for {args.seconds:g} s, clients in {args.client_procs} "
           f"process(es), {result['machine']['cpus']} CPUs ({result['machine']['cpu_model']}), {result['date']}\n")

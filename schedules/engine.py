@@ -251,10 +251,20 @@ class SequenceSearch:
                 tp = tp + step + int(cand[0])
                 starts[order[k]] = tp
             upper = min(upper, int(inst.deleg_vector(starts).max()))
-            plans.append((order, fs, optimal))
+            # a lower bound on this order's best key: per delegation, the least burden of
+            # each session over its cost-optimal starts; per session, its earliest one
+            low_vec = sum(inst.deleg[order[k]][:, optimal[k]].min(axis=1) for k in range(len(order)))
+            low_starts = [0] * inst.n
+            for k in range(len(order)):
+                low_starts[order[k]] = int(np.flatnonzero(optimal[k])[0])
+            low = (int(np.max(low_vec)) if np.size(low_vec) else 0, tuple(low_starts))
+            plans.append((low, order, fs, optimal))
+        plans.sort(key=lambda p: p[0])
         best: tuple[int, tuple[int, ...]] | None = None
         exact = True
-        for order, fs, optimal in plans:
+        for low, order, fs, optimal in plans:
+            if best is not None and low >= best:
+                continue  # this order cannot beat the best found so far
             found, ok = self._labels(order, fs, optimal, upper)
             exact &= ok
             if found is not None and (best is None or found < best):

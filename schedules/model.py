@@ -7,8 +7,9 @@ that starts with the offending field (``participants[1].timezone: unknown time z
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -94,10 +95,14 @@ class Participant:
     unavailable: tuple[Interval, ...] = ()
     holidays: frozenset[date] = frozenset()
 
-    def profile_key(self) -> tuple[Any, ...]:
-        """Participants with equal keys have identical minute prices."""
+    @functools.cached_property
+    def _profile_key(self) -> tuple[Any, ...]:
         wh = tuple(tuple(self.working_hours.get(d, ())) for d in range(7))
         return (self.timezone, wh, tuple(sorted(self.holidays)))
+
+    def profile_key(self) -> tuple[Any, ...]:
+        """Participants with equal keys have identical minute prices."""
+        return self._profile_key
 
 
 @dataclass(frozen=True)

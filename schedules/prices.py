@@ -71,7 +71,7 @@ def _week_rows(p: Participant, night: np.ndarray) -> np.ndarray:
     return rows
 
 
-def minute_kinds(p: Participant, problem: Problem, local: np.ndarray) -> np.ndarray:
+def minute_kinds(p: Participant, problem: Problem, local: np.ndarray, night: np.ndarray | None = None) -> np.ndarray:
     """Kind of each minute for participant ``p``, given the local epoch minutes."""
     day0 = int(local[0] // 1440) if local.size else 0
     day1 = int(local[-1] // 1440) if local.size else 0
@@ -82,7 +82,7 @@ def minute_kinds(p: Participant, problem: Problem, local: np.ndarray) -> np.ndar
         for k, d in enumerate(days.tolist()):
             if d in hol:
                 row_of_day[k] = 7
-    table = _week_rows(p, night_row(problem))[row_of_day].ravel()
+    table = _week_rows(p, night_row(problem) if night is None else night)[row_of_day].ravel()
     return table[local - day0 * 1440]
 
 
@@ -105,17 +105,21 @@ class CostModel:
                 self.delegations.append(p.delegation)
         self.deleg_index = {d: i for i, d in enumerate(self.delegations)}
         w = problem.night_weight
+        self._used = {pid for s in problem.sessions for pid in s.participants}
         self._segments = {z: offset_segments(z, self.w0, self.w1)
-                          for z in dict.fromkeys(p.timezone for p in problem.participants)}
+                          for z in dict.fromkeys(self.participants[pid].timezone
+                                                 for s in problem.sessions for pid in s.participants)}
         self.unit = u = self._unit()
         self.blocks = -(-self.minutes // u)
         self._price_of_kind = np.array([0, w] + [1] * (N_KINDS - 2), dtype=np.int64) * u
+        self._night = night_row(problem)
         self._local: dict[str, np.ndarray] = {}
         self._by_profile: dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray]] = {}
         self.kinds: dict[str, np.ndarray] = {}
         self.prefix: dict[str, np.ndarray] = {}
         for p in problem.participants:
-            self.kinds[p.id], self.prefix[p.id] = self._profile(p)
+            if p.id in self._used:
+                self.kinds[p.id], self.prefix[p.id] = self._profile(p)
 
     def _unit(self) -> int:
         """Largest block length (minutes) within which no price can change."""
@@ -123,6 +127,8 @@ class CostModel:
         values = [1440, self.grid, self.w0, pr.night_start, pr.night_end]
         values += [s.duration_minutes for s in pr.sessions]
         for p in pr.participants:
+            if p.id not in self._used:
+                continue
             for spans in p.working_hours.values():
                 for a, b in spans:
                     values += [a, b]
@@ -146,7 +152,7 @@ class CostModel:
         key = p.profile_key()
         got = self._by_profile.get(key)
         if got is None:
-            kinds = minute_kinds(p, self.problem, self.local(p.timezone))
+            kinds = minute_kinds(p, self.problem, self.local(p.timezone), self._night)
             prefix = np.zeros(self.blocks + 1, dtype=np.int64)
             np.cumsum(self._price_of_kind[kinds], out=prefix[1:])
             got = self._by_profile[key] = (kinds, prefix)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -75,8 +77,17 @@ def create_app(settings: Settings) -> web.Application:
             async with sessions() as db:
                 await close_stale_connections(db, rooms.log)
 
+    async def close_connections(app: web.Application) -> None:
+        # A graceful stop closes every Socket.IO connection while the database is still
+        # open: each disconnect records its leave instead of racing the engine's disposal.
+        if realtime.sio.eio.sockets:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(realtime.sio.eio.disconnect(), timeout=5)
+        await realtime.sio.shutdown()
+
     app.cleanup_ctx.append(dispose_engine)
     app.on_startup.append(housekeeping)
+    app.on_shutdown.append(close_connections)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/static/vendor/{name}", vendor)
     app.router.add_static("/static/js", CLIENT_DIR / "js")

@@ -616,10 +616,12 @@ function onClick(node, handler) {
   if (node) node.addEventListener("click", handler);
 }
 
-onClick($("request-floor"), () => command("floor", "floor.request"));
-onClick($("withdraw-floor"), () => command("floor", "floor.withdraw"));
-onClick($("end-floor"), () => command("end-floor", "floor.end"));
-onClick($("end-item"), () => command("item", "item.end"));
+// One key per control: a second press of the same control while its first is on the
+// way is ignored; a different control (Withdraw right after Request) goes through.
+onClick($("request-floor"), () => command("floor.request", "floor.request"));
+onClick($("withdraw-floor"), () => command("floor.withdraw", "floor.withdraw"));
+onClick($("end-floor"), () => command("floor.end", "floor.end"));
+onClick($("end-item"), () => command("item.end", "item.end"));
 onClick($("ask-again"), () => {
   clearError();
   $("ask-again").hidden = true;
@@ -633,9 +635,9 @@ for (const containerId of ["queue", "lobby-list", "agenda-items"]) {
     if (!button) return;
     const { action, member, item } = button.dataset;
     if (action === "give") command(`give:${member}`, "floor.give", { membership_id: member });
-    else if (action === "admit") command(`lobby:${member}`, "lobby.admit", { membership_id: member });
-    else if (action === "decline") command(`lobby:${member}`, "lobby.decline", { membership_id: member });
-    else if (action === "start") command("item", "item.start", { item_id: item });
+    else if (action === "admit") command(`admit:${member}`, "lobby.admit", { membership_id: member });
+    else if (action === "decline") command(`decline:${member}`, "lobby.decline", { membership_id: member });
+    else if (action === "start") command(`start:${item}`, "item.start", { item_id: item });
   });
 }
 

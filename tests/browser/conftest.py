@@ -8,8 +8,10 @@ violations; any of them fails the test.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +19,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, async_playwright, expect
 
+from server.web.keys import REALTIME
 from tests.conftest import LiveServer
 from tests.fixtures.databases import Templates
 
@@ -121,4 +124,16 @@ async def open_tab(browser: Browser, server: LiveServer) -> AsyncIterator[OpenTa
         return tab
 
     yield make
-    await close_tabs(tabs)
+    try:
+        await close_tabs(tabs)
+    finally:
+        await settled(server)
+
+
+async def settled(server: LiveServer, timeout: float = 10.0) -> None:
+    """Wait until the server has finished with every closed browser connection (their
+    disconnect handlers write to the database), so stopping it cancels nothing."""
+    eio = server.app[REALTIME].sio.eio
+    deadline = time.monotonic() + timeout
+    while eio.sockets and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)

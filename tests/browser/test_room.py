@@ -102,7 +102,7 @@ async def test_a_session_with_the_speakers_list_chat_and_reloads(
         before = await seconds_on(p)
         await expect(p.locator("#floor-timer")).not_to_have_text(f"{before // 60:02d}:{before % 60:02d}", timeout=4000)
         assert await seconds_on(p) > before
-    assert abs(await seconds_on(expert.page) - await seconds_on(chair.page)) <= 1
+    assert abs(await seconds_on(expert.page) - await seconds_on(chair.page)) <= 1  # one server clock
 
     # Chat goes both ways; text stays text.
     await page.get_by_label("Message").fill("Good morning from Nairobi")

@@ -20,6 +20,7 @@ from typing import Any
 import socketio
 
 from server.room.state import RoomState
+from server.web.keys import REALTIME
 from tests.conftest import LiveServer, login, socket_client
 from tests.fixtures.world import World
 
@@ -138,6 +139,11 @@ class Peers:
         for peer in self.made:
             if peer.client.connected:
                 await peer.client.disconnect()
+        # Let the server finish recording the leaves before the test tears it (and its
+        # database engine) down; a server in another process is not waited for.
+        realtime = self.server.app.get(REALTIME)
+        if realtime is not None:
+            await eventually(lambda: not realtime.sio.environ, "the server to handle every disconnect")
 
 
 async def converge(peers: list[Peer], fresh: Peer | None = None) -> str:

@@ -117,13 +117,13 @@ def test_night_explanation_and_weight():
 
 
 def test_fairness_breaks_ties_then_earliest_start():
-    # a 3-hour session between Vienna (CET, 08-16 UTC) and Nairobi (06-14 UTC) on one day:
-    # every start 08:00..11:00 UTC... costs are equal only where the split differs
+    # a 3-hour session between Vienna (CET: works 08:00-16:00 UTC) and Bogota (works
+    # 14:00-22:00 UTC) on Wednesday 24 March: their working hours overlap 14:00-16:00 UTC,
+    # so every start from 13:00 to 14:00 UTC costs 60 minutes, split differently
     p = problem(("2027-03-24T00:00:00Z", "2027-03-25T00:00:00Z"),
                 [person("v", "Europe/Vienna", "Secretariat"), person("b", "America/Bogota", "Colombia")],
                 [{"id": "s", "duration_minutes": 180, "participants": ["v", "b"]}])
     r = solve(p, alternatives=20)
-    # overlap of working hours: 14:00-16:00 UTC; any start 13:00..14:00 costs 60
     assert r.total_cost == 60
     assert r.sessions[0].burden == {"v": 30, "b": 30}
     assert r.sessions[0].start == utc("2027-03-24T13:30:00Z")

@@ -129,8 +129,8 @@ def test_chains_and_sets_of_three_or_four_match_brute_force(case):
     check(*case)
 
 
-@settings(max_examples=10, **SETTINGS)
-@given(instances(2, 3))
+@settings(max_examples=12, **SETTINGS)
+@given(instances(2, 4))
 def test_cp_sat_path_matches_brute_force(case):
     data, k = case
     check(data, min(k, 1), max_orders=0)  # max_orders=0 forces the CP-SAT path for 2+ sessions
