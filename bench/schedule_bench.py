@@ -84,7 +84,7 @@ def timed(fn, runs: int, cpu: list[float] | None = None) -> list[float]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=300)
+    ap.add_argument("--runs", type=int, default=1000)
     ap.add_argument("--skip-brute", action="store_true")
     args = ap.parse_args(argv)
     ok = True

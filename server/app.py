@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -27,6 +29,8 @@ from server.web.templating import make_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENT_DIR = ROOT / "client_web"
+# How soon a login revoked through another process disconnects this one's sockets.
+LOGIN_SWEEP_SECONDS = 10.0
 ROUTE_TABLES: tuple[RouteTable, ...] = (people_routes, visit_routes, room_routes)
 # Browser libraries installed from npm and served by Parley itself (no CDN).
 VENDOR_FILES = {
@@ -83,10 +87,23 @@ def create_app(settings: Settings) -> web.Application:
         if realtime.sio.eio.sockets:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(realtime.sio.eio.disconnect(), timeout=5)
-        await realtime.sio.shutdown()
+        await realtime.end_logins(set(realtime.logins.values()))
+
+    async def login_sweeper(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(realtime.run_sweeper(LOGIN_SWEEP_SECONDS))
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def close_sockets(app: web.Application) -> None:
+        # Before the engine goes: disconnect handlers still write their "leave" events.
+        await realtime.end_logins(set(realtime.logins.values()))
 
     app.cleanup_ctx.append(dispose_engine)
+    app.cleanup_ctx.append(login_sweeper)
     app.on_startup.append(housekeeping)
+    app.on_shutdown.append(close_sockets)
     app.on_shutdown.append(close_connections)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/static/vendor/{name}", vendor)

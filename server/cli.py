@@ -111,6 +111,12 @@ def cmd_audit_verify(_: argparse.Namespace) -> None:
     sys.exit(1)
 
 
+def cmd_schedule(args: argparse.Namespace) -> None:
+    from schedules.cli import main as schedule_main
+
+    sys.exit(schedule_main(args.rest, prog="parley schedule"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="parley", description="Parley: confidential virtual country visits.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -139,6 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", help="audit log")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
     audit_sub.add_parser("verify", help="check the hash chain").set_defaults(func=cmd_audit_verify)
+
+    schedule = sub.add_parser(
+        "schedule", help="time-zone scheduling: `parley schedule suggest PROBLEM.json [--alternatives K]`",
+        add_help=False,
+    )
+    schedule.add_argument("rest", nargs=argparse.REMAINDER)
+    schedule.set_defaults(func=cmd_schedule)
     return parser
 
 

@@ -278,3 +278,22 @@ async def active_person(db: AsyncSession, login_id: str) -> Person | None:
         if status == VisitStatus.ARCHIVED:
             return None
     return person
+
+
+async def valid_login_ids(db: AsyncSession, login_ids: set[str]) -> set[str]:
+    """Which of these login sessions are still valid (not revoked, expired or archived)."""
+    if not login_ids:
+        return set()
+    rows = await db.execute(
+        select(LoginSession.id, LoginSession.revoked_at, LoginSession.expires_at, Visit.status)
+        .outerjoin(Visit, Visit.id == LoginSession.visit_id)
+        .where(LoginSession.id.in_(login_ids))
+    )
+    now = utcnow()
+    return {
+        login_id
+        for login_id, revoked_at, expires_at, status in rows.all()
+        if revoked_at is None
+        and (expires_at is None or expires_at > now)
+        and status != VisitStatus.ARCHIVED
+    }

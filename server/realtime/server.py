@@ -9,6 +9,7 @@ code base talks to python-socketio.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -97,6 +98,7 @@ class Realtime:
             logger=False,
             engineio_logger=False,
         )
+        self.logins: dict[str, str] = {}  # this process's sockets -> login session id
         self.sio.on("connect", self._connect)
         self.sio.on("disconnect", self._disconnect)
         for spec in EVENTS.values():
@@ -119,22 +121,41 @@ class Realtime:
                 {"code": "unauthenticated", "message": "Open your invitation link to sign in."}
             )
         person, login = found
-        await self.sio.save_session(sid, {"login_id": login.id, "rooms": []})
+        await self.sio.save_session(sid, {"login_id": login.id, "rooms": {}})
+        self.logins[sid] = login.id
 
     async def _disconnect(self, sid: str, *_: Any) -> None:
         saved = await self.sio.get_session(sid)
-        for session_id in saved.get("rooms", []):
+        self.logins.pop(sid, None)
+        for session_id, membership_id in dict(saved.get("rooms", {})).items():
             try:
                 async with self.sessions() as db:
-                    person = await people.active_person(db, saved["login_id"])
-                    if person is None:
-                        continue
-                    scope = await session_scope(db, person, session_id, Action.SESSION_ENTER)
-                    await self._broadcast(await self.rooms.leave(db, scope, sid), session_id)
-            except DomainError:
-                continue
+                    await self._broadcast(await self.rooms.leave(db, session_id, membership_id, sid), session_id)
             except Exception:  # a failed leave must not stop the others
                 log.exception("leave failed for %s in %s", sid, session_id)
+
+    async def end_logins(self, login_ids: set[str]) -> None:
+        """Disconnect this process's sockets of logins that ended (revoked, expired)."""
+        for sid, login_id in list(self.logins.items()):
+            if login_id in login_ids:
+                await self.sio.disconnect(sid)
+
+    async def sweep(self) -> None:
+        """Disconnect local sockets whose login is no longer valid. A revocation made
+        through another process reaches this one at the next sweep."""
+        if not self.logins:
+            return
+        async with self.sessions() as db:
+            valid = await people.valid_login_ids(db, set(self.logins.values()))
+        await self.end_logins(set(self.logins.values()) - valid)
+
+    async def run_sweeper(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("login sweep failed")
 
     async def _unknown(self, event: str, sid: str, *_: Any) -> dict[str, Any]:
         # Answered, so a client calling an event this server lacks does not wait forever.
@@ -180,10 +201,9 @@ class Realtime:
                 room=lobby_name(session_id, membership_id),
             )
 
-    async def remember_room(self, sid: str, session_id: str) -> None:
+    async def remember_room(self, sid: str, session_id: str, membership_id: str) -> None:
         async with self.sio.session(sid) as saved:
-            if session_id not in saved["rooms"]:
-                saved["rooms"].append(session_id)
+            saved["rooms"][session_id] = membership_id
 
 
 # ---- events -------------------------------------------------------------------------------
@@ -206,7 +226,7 @@ async def _join(rt: Realtime, ctx: EventContext) -> Outcome:
     if out.ack["status"] == "waiting":
         await rt.sio.enter_room(ctx.sid, lobby)
     else:
-        await rt.remember_room(ctx.sid, session_id)
+        await rt.remember_room(ctx.sid, session_id, ctx.scope.actor.membership_id)
     out.ack["me"] = ctx.scope.actor.membership_id
     out.ack["is_chair"] = ctx.scope.is_chair
     return out
@@ -216,7 +236,7 @@ async def _join(rt: Realtime, ctx: EventContext) -> Outcome:
 async def _leave(rt: Realtime, ctx: EventContext) -> Outcome:
     """Leave a room (as a disconnect does)."""
     await rt.sio.leave_room(ctx.sid, room_name(ctx.scope.session.id))
-    return await rt.rooms.leave(ctx.db, ctx.scope, ctx.sid)
+    return await rt.rooms.leave(ctx.db, ctx.scope.session.id, ctx.scope.actor.membership_id, ctx.sid)
 
 
 @event("room.sync", Action.SESSION_ENTER, schemas.SyncPayload)

@@ -101,8 +101,10 @@ class RoomService:
             raise DomainError(ErrorCode.WAITING, "Wait until the chair admits you.")
         return await self._catch_up(db, state, scope.session.id, since)
 
-    async def leave(self, db: AsyncSession, scope: SessionScope, conn: str) -> Outcome:
-        sid, me = scope.session.id, scope.actor.membership_id
+    async def leave(self, db: AsyncSession, session_id: str, membership_id: str, conn: str) -> Outcome:
+        """Record that a connection left. Needs no permission: it only closes what a
+        permitted ``join`` opened (a login revoked meanwhile must still leave)."""
+        sid, me = session_id, membership_id
         async with self.log.locked(db, sid) as state:
             out = Outcome()
             if conn in state.connections.get(me, set()):
