@@ -96,14 +96,9 @@ def create_app(settings: Settings) -> web.Application:
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-    async def close_sockets(app: web.Application) -> None:
-        # Before the engine goes: disconnect handlers still write their "leave" events.
-        await realtime.end_logins(set(realtime.logins.values()))
-
     app.cleanup_ctx.append(dispose_engine)
     app.cleanup_ctx.append(login_sweeper)
     app.on_startup.append(housekeeping)
-    app.on_shutdown.append(close_sockets)
     app.on_shutdown.append(close_connections)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/static/vendor/{name}", vendor)

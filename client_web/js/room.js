@@ -309,8 +309,8 @@ socket.on("disconnect", (reason) => {
 });
 
 socket.on("connect_error", (err) => {
-  const text = `${(err && err.message) || ""} ${JSON.stringify((err && err.data) || "")}`;
-  if (text.includes("unauthenticated")) {
+  const code = err && err.data && err.data.code;
+  if (code === "unauthenticated") {
     setStatus(S.signed_out, "error");
     showError(S.signed_out);
   } else if (!socket.active) {

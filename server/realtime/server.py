@@ -74,6 +74,11 @@ def _error(err: DomainError) -> dict[str, Any]:
     return err.as_payload()
 
 
+def _refused(code: ErrorCode, message: str) -> socketio.exceptions.ConnectionRefusedError:
+    # The client's connect_error carries ``message`` and ``data`` = {"code", "message"}.
+    return socketio.exceptions.ConnectionRefusedError(message, {"code": str(code), "message": message})
+
+
 def _describe(exc: ValidationError) -> str:
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "payload"
@@ -108,18 +113,14 @@ class Realtime:
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         origin = environ.get("HTTP_ORIGIN")
         if origin not in self.settings.allowed_origins:
-            raise socketio.exceptions.ConnectionRefusedError(
-                {"code": "forbidden", "message": "This origin is not allowed."}
-            )
+            raise _refused(ErrorCode.FORBIDDEN, "This origin is not allowed.")
         cookie = SimpleCookie()
         cookie.load(environ.get("HTTP_COOKIE", ""))
         token = cookie[COOKIE_NAME].value if COOKIE_NAME in cookie else None
         async with self.sessions() as db:
             found = await people.resolve_login(db, self.settings.secret_key, token)
         if found is None:
-            raise socketio.exceptions.ConnectionRefusedError(
-                {"code": "unauthenticated", "message": "Open your invitation link to sign in."}
-            )
+            raise _refused(ErrorCode.UNAUTHENTICATED, "Open your invitation link to sign in.")
         person, login = found
         await self.sio.save_session(sid, {"login_id": login.id, "rooms": {}})
         self.logins[sid] = login.id
