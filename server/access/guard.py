@@ -116,7 +116,7 @@ async def session_scope(
     if not isinstance(session_id, str) or len(session_id) > 64:
         raise not_found("Session")
     session = await db.get(AgendaSession, session_id)
-    if session is None:
+    if session is None or session.cancelled_at is not None:
         raise not_found("Session")
     try:
         actor, visit = await actor_in_visit(db, person, session.visit_id)

@@ -34,6 +34,11 @@ class AgendaSession(Base):
     articles: Mapped[list[str]] = mapped_column(JSON, default=list)
     access: Mapped[str] = mapped_column(String(20), default=Access.OPEN)
     requires_admission: Mapped[bool] = mapped_column(Boolean, default=True)
+    # iCalendar SEQUENCE: raised whenever the session's time changes or it is cancelled.
+    sequence: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # A removed session is kept as a tombstone so calendar feeds can send it cancelled.
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class AgendaItem(Base):

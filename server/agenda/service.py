@@ -59,7 +59,9 @@ async def _invited(db: AsyncSession, membership_id: str) -> set[str]:
 async def visible_sessions(db: AsyncSession, actor: Actor, visit_id: str) -> list[AgendaSession]:
     """Sessions the actor may see, in time order (a stakeholder sees only theirs)."""
     rows = await db.execute(
-        select(AgendaSession).where(AgendaSession.visit_id == visit_id).order_by(AgendaSession.start_utc)
+        select(AgendaSession)
+        .where(AgendaSession.visit_id == visit_id, AgendaSession.cancelled_at.is_(None))
+        .order_by(AgendaSession.start_utc)
     )
     invited = await _invited(db, actor.membership_id)
     out = []

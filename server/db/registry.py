@@ -5,6 +5,7 @@ from server.audit import models as audit_models
 from server.db.base import Base
 from server.people import models as people_models
 from server.room import models as room_models
+from server.scheduling import models as scheduling_models
 from server.visits import models as visit_models
 
-__all__ = ["Base", "agenda_models", "audit_models", "people_models", "room_models", "visit_models"]
+__all__ = ["Base", "agenda_models", "audit_models", "people_models", "room_models", "scheduling_models", "visit_models"]

@@ -97,7 +97,9 @@ async def load_demo(db: AsyncSession, settings: Settings) -> dict[str, Any]:
         )
     sessions = (
         await db.execute(
-            select(AgendaSession).where(AgendaSession.visit_id == visit.id).order_by(AgendaSession.start_utc)
+            select(AgendaSession)
+            .where(AgendaSession.visit_id == visit.id, AgendaSession.cancelled_at.is_(None))
+            .order_by(AgendaSession.start_utc)
         )
     ).scalars()
     await db.commit()

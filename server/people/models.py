@@ -37,6 +37,8 @@ class Person(Base):
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     working_hours: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     languages: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Public holidays as local ISO dates ("2027-03-29"): no working hours on those days.
+    holidays: Mapped[list[str]] = mapped_column(JSON, default=list)
     password_hash: Mapped[str | None] = mapped_column(String(200))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -83,4 +85,29 @@ class LoginSession(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Unavailability(Base):
+    """A time a person cannot attend (hard constraint for the scheduler)."""
+
+    __tablename__ = "unavailability"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    person_id: Mapped[str] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), index=True)
+    start_utc: Mapped[datetime] = mapped_column(UTCDateTime)
+    end_utc: Mapped[datetime] = mapped_column(UTCDateTime)
+    note: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CalendarFeed(Base):
+    """A personal iCalendar subscription URL; only the token's hash is stored."""
+
+    __tablename__ = "calendar_feed"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    membership_id: Mapped[str] = mapped_column(ForeignKey("membership.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
