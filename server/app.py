@@ -15,12 +15,14 @@ from sqlalchemy import text
 from server.config import Settings
 from server.core.errors import DomainError, ErrorCode
 from server.db.session import make_engine, make_sessionmaker
+from server.calendars.http import routes as calendar_routes
 from server.people.http import routes as people_routes
 from server.realtime.server import Realtime
 from server.room.http import routes as room_routes
 from server.room.log import RoomLog
 from server.room.maintenance import close_stale_connections
 from server.room.service import RoomService
+from server.scheduling.http import routes as scheduling_routes
 from server.visits.http import routes as visit_routes
 from server.web import middleware
 from server.web.keys import ENGINE, REALTIME, ROOMS, SESSIONS, SETTINGS, TEMPLATES
@@ -31,7 +33,13 @@ ROOT = Path(__file__).resolve().parent.parent
 CLIENT_DIR = ROOT / "client_web"
 # How soon a login revoked through another process disconnects this one's sockets.
 LOGIN_SWEEP_SECONDS = 10.0
-ROUTE_TABLES: tuple[RouteTable, ...] = (people_routes, visit_routes, room_routes)
+ROUTE_TABLES: tuple[RouteTable, ...] = (
+    people_routes,
+    visit_routes,
+    room_routes,
+    calendar_routes,
+    scheduling_routes,
+)
 # Browser libraries installed from npm and served by Parley itself (no CDN).
 VENDOR_FILES = {
     "socket.io.esm.min.js": CLIENT_DIR / "node_modules/socket.io-client/dist/socket.io.esm.min.js",

@@ -37,6 +37,7 @@ from server.agenda.models import Access
 from server.app import ROUTE_TABLES, create_app
 from server.people.models import Role
 from server.realtime.server import EVENTS
+from tests.access import calls_calendars, calls_scheduling
 from tests.access.matrix_env import FreshSession, MatrixEnv, call, matrix_env, new_idem
 from tests.conftest import BACKENDS, http_client, socket_client
 from tests.fixtures.databases import Templates
@@ -113,6 +114,8 @@ ROUTE_CALLS: dict[tuple[str, str], Body] = {
     ("GET", "/sessions/{session_id}"): _no_body,
     ("GET", "/api/sessions/{session_id}"): _no_body,
     ("PATCH", "/api/sessions/{session_id}"): _same_access,
+    **calls_calendars.ROUTE_CALLS,
+    **calls_scheduling.ROUTE_CALLS,
 }
 
 # Routes anyone may call (they check what they need themselves), and the app's own.
@@ -122,9 +125,13 @@ PUBLIC_ROUTES = {
     ("GET", "/login"),
     ("POST", "/login"),
     ("POST", "/logout"),
+    *calls_calendars.PUBLIC_ROUTES,
+    *calls_scheduling.PUBLIC_ROUTES,
 }
 APP_ROUTES = {"/healthz", "/static/vendor/{name}", "/static/js", "/static/css", "/socket.io/"}
-KNOWN_PLACEHOLDERS = {"visit_id", "session_id", "membership_id", "login_id"}
+# Placeholders other domains fill: name -> async (env, actor key, session) -> value.
+EXTRA_PLACEHOLDERS = {**calls_calendars.PLACEHOLDERS, **calls_scheduling.PLACEHOLDERS}
+KNOWN_PLACEHOLDERS = {"visit_id", "session_id", "membership_id", "login_id", *EXTRA_PLACEHOLDERS}
 
 SPECS = [spec for table in ROUTE_TABLES for spec in table.specs]
 GUARDED = [spec for spec in SPECS if spec.action is not None]
@@ -168,6 +175,8 @@ async def fill(env: MatrixEnv, path: str, key: str, session: FreshSession | None
             values[name] = env.world.members["expert2"].membership_id
         elif name == "login_id":
             values[name] = await env.new_login(key)
+        elif name in EXTRA_PLACEHOLDERS:
+            values[name] = await EXTRA_PLACEHOLDERS[name](env, key, session)
         else:  # pragma: no cover - caught by test_matrix_covers_every_route_and_event
             raise AssertionError(f"no value for {{{name}}} in {path}")
     return path.format(**values)
