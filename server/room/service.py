@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +23,13 @@ from server.core.errors import DomainError, ErrorCode, conflict, invalid, not_fo
 from server.people.models import Role
 from server.room.log import SYNC_LIMIT, RoomLog
 from server.room.state import EventType, RoomState
+
+
+class Stage(Protocol):
+    def __call__(self, kind: EventType, payload: dict[str, Any], *, primary: bool = True) -> None: ...
+
+
+Build = Callable[[RoomState, Stage], Awaitable[dict[str, Any] | None]]
 
 
 @dataclass
@@ -128,76 +135,78 @@ class RoomService:
             return None
         return Outcome(events=[earlier], ack={"seq": earlier["seq"], "duplicate": True})
 
+    async def _command(self, db: AsyncSession, scope: SessionScope, idem: str | None, build: Build) -> Outcome:
+        """Run one room command: under the session's append lock, replay a retried
+        ``idem``; else let ``build`` check the state and stage events, then commit.
+        Only the primary event carries the idempotency key."""
+        sid, me = scope.session.id, scope.actor.membership_id
+        async with self.log.locked(db, sid) as state:
+            if (done := await self._replay(db, scope, idem)) is not None:
+                return done
+            out = Outcome()
+
+            def stage(kind: EventType, payload: dict[str, Any], *, primary: bool = True) -> None:
+                out.events.append(self.log.add(db, state, sid, kind, me, payload, idem if primary else None))
+
+            extra = await build(state, stage)
+            await db.commit()
+        out.ack = {"seq": state.seq, **(extra or {})}
+        return out
+
     async def chat(self, db: AsyncSession, scope: SessionScope, text: str, idem: str) -> Outcome:
         text = text.strip()
         if not text:
             raise invalid("text: a message cannot be empty.")
-        sid, me = scope.session.id, scope.actor.membership_id
-        async with self.log.locked(db, sid) as state:
-            if (done := await self._replay(db, scope, idem)) is not None:
-                return done
+
+        async def build(state: RoomState, stage: Stage) -> None:
             await self._present(scope, state)
-            event = self.log.add(db, state, sid, EventType.CHAT, me, {"text": text}, idem)
-            await db.commit()
-        return Outcome(events=[event], ack={"seq": event["seq"]})
+            stage(EventType.CHAT, {"text": text})
+
+        return await self._command(db, scope, idem, build)
 
     async def request_floor(self, db: AsyncSession, scope: SessionScope, idem: str | None) -> Outcome:
-        sid, me = scope.session.id, scope.actor.membership_id
-        async with self.log.locked(db, sid) as state:
-            if (done := await self._replay(db, scope, idem)) is not None:
-                return done
+        me = scope.actor.membership_id
+
+        async def build(state: RoomState, stage: Stage) -> dict[str, Any]:
             await self._present(scope, state)
             if me in state.queue:
                 raise conflict("You have already requested the floor.")
             if state.floor and state.floor["membership_id"] == me:
                 raise conflict("You have the floor.")
-            event = self.log.add(db, state, sid, EventType.FLOOR_REQUEST, me, {}, idem)
-            await db.commit()
-        return Outcome(events=[event], ack={"seq": event["seq"], "position": len(state.queue)})
+            stage(EventType.FLOOR_REQUEST, {})
+            return {"position": len(state.queue)}
+
+        return await self._command(db, scope, idem, build)
 
     async def withdraw_floor(self, db: AsyncSession, scope: SessionScope, idem: str | None) -> Outcome:
-        sid, me = scope.session.id, scope.actor.membership_id
-        async with self.log.locked(db, sid) as state:
-            if (done := await self._replay(db, scope, idem)) is not None:
-                return done
-            if me not in state.queue:
+        async def build(state: RoomState, stage: Stage) -> None:
+            if scope.actor.membership_id not in state.queue:
                 raise conflict("You have not requested the floor.")
-            event = self.log.add(db, state, sid, EventType.FLOOR_WITHDRAW, me, {}, idem)
-            await db.commit()
-        return Outcome(events=[event], ack={"seq": event["seq"]})
+            stage(EventType.FLOOR_WITHDRAW, {})
+
+        return await self._command(db, scope, idem, build)
 
     async def give_floor(
         self, db: AsyncSession, scope: SessionScope, target: str, idem: str | None
     ) -> Outcome:
         """Chair: give the floor to someone on the list (ending the current speaker)."""
-        sid, me = scope.session.id, scope.actor.membership_id
-        async with self.log.locked(db, sid) as state:
-            if (done := await self._replay(db, scope, idem)) is not None:
-                return done
+
+        async def build(state: RoomState, stage: Stage) -> None:
             if target not in state.queue and not state.present_has(target):
                 raise not_found("Participant in the room")
-            out = Outcome()
             if state.floor is not None:
-                out.events.append(
-                    self.log.add(db, state, sid, EventType.FLOOR_END, me, {"target": state.floor["membership_id"]})
-                )
-            out.events.append(self.log.add(db, state, sid, EventType.FLOOR_GIVE, me, {"target": target}, idem))
-            await db.commit()
-        out.ack = {"seq": state.seq}
-        return out
+                stage(EventType.FLOOR_END, {"target": state.floor["membership_id"]}, primary=False)
+            stage(EventType.FLOOR_GIVE, {"target": target})
+
+        return await self._command(db, scope, idem, build)
 
     async def end_floor(self, db: AsyncSession, scope: SessionScope, idem: str | None) -> Outcome:
-        sid, me = scope.session.id, scope.actor.membership_id
-        async with self.log.locked(db, sid) as state:
-            if (done := await self._replay(db, scope, idem)) is not None:
-                return done
+        async def build(state: RoomState, stage: Stage) -> None:
             if state.floor is None:
                 raise conflict("Nobody has the floor.")
-            event = self.log.add(
-                db, state, sid, EventType.FLOOR_END, me, {"target": state.floor["membership_id"]}, idem
-            )
-            await db.commit()
-        return Outcome(events=[event], ack={"seq": event["seq"]})
+            stage(EventType.FLOOR_END, {"target": state.floor["membership_id"]})
+
+        return await self._command(db, scope, idem, build)
 
     async def start_item(
         self, db: AsyncSession, scope: SessionScope, item_id: str, idem: str | None
@@ -206,58 +215,46 @@ class RoomService:
         item = await db.get(AgendaItem, item_id)
         if item is None or item.session_id != scope.session.id:
             raise not_found("Agenda item")
-        sid, me = scope.session.id, scope.actor.membership_id
-        async with self.log.locked(db, sid) as state:
-            if (done := await self._replay(db, scope, idem)) is not None:
-                return done
+
+        async def build(state: RoomState, stage: Stage) -> None:
             if state.current_item and state.current_item["item_id"] == item_id:
                 raise conflict("This item is already current.")
-            out = Outcome()
             if state.current_item is not None:
-                out.events.append(
-                    self.log.add(db, state, sid, EventType.ITEM_END, me, {"item_id": state.current_item["item_id"]})
-                )
-            out.events.append(self.log.add(db, state, sid, EventType.ITEM_START, me, {"item_id": item_id}, idem))
-            await db.commit()
-        out.ack = {"seq": state.seq}
-        return out
+                stage(EventType.ITEM_END, {"item_id": state.current_item["item_id"]}, primary=False)
+            stage(EventType.ITEM_START, {"item_id": item_id})
+
+        return await self._command(db, scope, idem, build)
 
     async def end_item(self, db: AsyncSession, scope: SessionScope, idem: str | None) -> Outcome:
-        sid, me = scope.session.id, scope.actor.membership_id
-        async with self.log.locked(db, sid) as state:
-            if (done := await self._replay(db, scope, idem)) is not None:
-                return done
+        async def build(state: RoomState, stage: Stage) -> None:
             if state.current_item is None:
                 raise conflict("No agenda item is current.")
-            event = self.log.add(
-                db, state, sid, EventType.ITEM_END, me, {"item_id": state.current_item["item_id"]}, idem
-            )
-            await db.commit()
-        return Outcome(events=[event], ack={"seq": event["seq"]})
+            stage(EventType.ITEM_END, {"item_id": state.current_item["item_id"]})
+
+        return await self._command(db, scope, idem, build)
 
     async def decide_admission(
         self, db: AsyncSession, scope: SessionScope, target: str, admit: bool, idem: str | None
     ) -> Outcome:
         """Chair: admit or decline someone waiting in the lobby (recorded in the audit log)."""
-        sid, me = scope.session.id, scope.actor.membership_id
-        async with self.log.locked(db, sid) as state:
-            if (done := await self._replay(db, scope, idem)) is not None:
-                return done
+
+        async def build(state: RoomState, stage: Stage) -> None:
             if target not in state.lobby:
                 raise not_found("Participant in the lobby")
-            kind = EventType.LOBBY_ADMIT if admit else EventType.LOBBY_DECLINE
-            event = self.log.add(db, state, sid, kind, me, {"target": target}, idem)
+            stage(EventType.LOBBY_ADMIT if admit else EventType.LOBBY_DECLINE, {"target": target})
             await audit.record(
                 db,
                 "admission.granted" if admit else "admission.declined",
                 actor_person_id=scope.actor.person_id,
                 visit_id=scope.visit.id,
                 subject=target,
-                data={"session": sid},
+                data={"session": scope.session.id},
             )
-            await db.commit()
-        status = "admitted" if admit else "declined"
-        return Outcome(events=[event], ack={"seq": event["seq"]}, admissions=[(target, status)])
+
+        out = await self._command(db, scope, idem, build)
+        if not out.ack.get("duplicate"):
+            out.admissions.append((target, "admitted" if admit else "declined"))
+        return out
 
     async def items(self, db: AsyncSession, session_id: str) -> list[AgendaItem]:
         rows = await db.execute(
