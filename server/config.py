@@ -43,6 +43,13 @@ class Settings:
     invitation_days: int = 30
     cookie_secure: bool = False
     max_chat_chars: int = 2000
+    # Invitation e-mail: sending is off while smtp_host is None (docs/calendars.md).
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_from: str = "Parley <parley@localhost>"
+    smtp_security: str = "starttls"  # "starttls", "tls" (implicit) or "none"
 
     def with_bind(self, host: str, port: int) -> Settings:
         """Settings for a server bound to (host, port): base URL and origins follow
@@ -111,4 +118,17 @@ def load_settings() -> Settings:
         default_language=_env("PARLEY_LANGUAGE", "en") or "en",
         invitation_days=int(_env("PARLEY_INVITATION_DAYS", "30") or 30),
         cookie_secure=_bool("PARLEY_COOKIE_SECURE", base.startswith("https://")),
+        smtp_host=_env("PARLEY_SMTP_HOST"),
+        smtp_port=int(_env("PARLEY_SMTP_PORT", "587") or 587),
+        smtp_username=_env("PARLEY_SMTP_USERNAME"),
+        smtp_password=_env("PARLEY_SMTP_PASSWORD"),
+        smtp_from=_env("PARLEY_SMTP_FROM", "Parley <parley@localhost>") or "Parley <parley@localhost>",
+        smtp_security=_smtp_security(_env("PARLEY_SMTP_SECURITY", "starttls") or "starttls"),
     )
+
+
+def _smtp_security(value: str) -> str:
+    value = value.strip().lower()
+    if value not in {"starttls", "tls", "none"}:
+        raise ValueError("PARLEY_SMTP_SECURITY must be starttls, tls or none.")
+    return value

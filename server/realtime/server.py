@@ -5,6 +5,10 @@ of its payload; the wrapper validates, authorises through the access guard, call
 the room service, broadcasts what the service committed, and returns
 ``{"ok": true, ...}`` or ``{"error": {"code", "message"}}``. Nothing else in the
 code base talks to python-socketio.
+
+``EVENTS`` are about one agenda session (their payload names it, and the policy
+matrix walks them); ``VISIT_EVENTS`` are about a whole visit (``visit.watch``) and
+are authorised with ``visit_scope`` instead.
 """
 
 from __future__ import annotations
@@ -14,19 +18,22 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import socketio
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from server.access.guard import SessionScope, session_scope
+from server.access.guard import SessionScope, VisitScope, session_scope, visit_scope
 from server.access.policy import Action
 from server.config import Settings
 from server.core.errors import DomainError, ErrorCode, invalid
 from server.people import service as people
 from server.room import schemas
 from server.room.service import Outcome, RoomService
+
+if TYPE_CHECKING:
+    from server.scheduling.service import AgendaChanged
 
 log = logging.getLogger("parley.realtime")
 COOKIE_NAME = "parley_session"
@@ -38,6 +45,15 @@ def room_name(session_id: str) -> str:
 
 def lobby_name(session_id: str, membership_id: str) -> str:
     return f"w:{session_id}:{membership_id}"
+
+
+def visit_room(visit_id: str) -> str:
+    return f"v:{visit_id}"
+
+
+def member_room(visit_id: str, membership_id: str) -> str:
+    """One member's sockets watching a visit: news filtered to what they may see."""
+    return f"v:{visit_id}:m:{membership_id}"
 
 
 @dataclass(frozen=True)
@@ -65,6 +81,34 @@ EVENTS: dict[str, EventSpec] = {}
 def event(name: str, action: Action, model: type[BaseModel]) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
         EVENTS[name] = EventSpec(name, action, model, handler)
+        return handler
+
+    return register
+
+
+class VisitRef(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    visit_id: schemas.Id
+
+
+VisitHandler = Callable[["Realtime", str, VisitScope, Any], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class VisitEventSpec:
+    name: str
+    action: Action
+    model: type[BaseModel]
+    handler: VisitHandler
+
+
+VISIT_EVENTS: dict[str, VisitEventSpec] = {}
+
+
+def visit_event(name: str, action: Action, model: type[BaseModel]) -> Callable[[VisitHandler], VisitHandler]:
+    def register(handler: VisitHandler) -> VisitHandler:
+        VISIT_EVENTS[name] = VisitEventSpec(name, action, model, handler)
         return handler
 
     return register
@@ -108,6 +152,8 @@ class Realtime:
         self.sio.on("disconnect", self._disconnect)
         for spec in EVENTS.values():
             self.sio.on(spec.name, self._dispatcher(spec))
+        for visit_spec in VISIT_EVENTS.values():
+            self.sio.on(visit_spec.name, self._visit_dispatcher(visit_spec))
         self.sio.on("*", self._unknown)
 
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
@@ -191,6 +237,42 @@ class Realtime:
                 return _error(DomainError(ErrorCode.INTERNAL, "Something went wrong; nothing was changed."))
 
         return dispatch
+
+    def _visit_dispatcher(self, spec: VisitEventSpec) -> Callable[..., Awaitable[dict[str, Any]]]:
+        async def dispatch(sid: str, *args: Any) -> dict[str, Any]:
+            try:
+                data = args[0] if len(args) == 1 else None
+                if not isinstance(data, dict):
+                    raise invalid("payload: expected an object.")
+                try:
+                    payload = spec.model.model_validate(data)
+                except ValidationError as exc:
+                    raise invalid(_describe(exc)) from None
+                saved = await self.sio.get_session(sid)
+                async with self.sessions() as db:
+                    person = await people.active_person(db, saved["login_id"])
+                    if person is None:
+                        raise DomainError(ErrorCode.UNAUTHENTICATED, "Your login has ended.")
+                    # A non-member is told the visit does not exist; the policy decides the rest.
+                    scope = await visit_scope(db, person, payload.visit_id, spec.action)  # type: ignore[attr-defined]
+                return {"ok": True, **await spec.handler(self, sid, scope, payload)}
+            except DomainError as err:
+                return _error(err)
+            except Exception:
+                log.exception("event %s failed", spec.name)
+                return _error(DomainError(ErrorCode.INTERNAL, "Something went wrong; nothing was changed."))
+
+        return dispatch
+
+    async def announce_agenda(self, change: AgendaChanged) -> None:
+        """``agenda.changed`` to each member watching the visit, naming only the moved
+        sessions they may see. Called after the change was committed."""
+        for membership_id, moved in change.audience.items():
+            await self.sio.emit(
+                "agenda.changed",
+                {"visit_id": change.visit_id, "sessions": [m.as_json() for m in moved]},
+                room=member_room(change.visit_id, membership_id),
+            )
 
     async def _broadcast(self, outcome: Outcome, session_id: str) -> None:
         for item in outcome.events:
@@ -298,3 +380,18 @@ async def _admit(rt: Realtime, ctx: EventContext) -> Outcome:
 async def _decline(rt: Realtime, ctx: EventContext) -> Outcome:
     """Chair: decline ``membership_id``'s request to enter."""
     return await rt.rooms.decide_admission(ctx.db, ctx.scope, ctx.payload.membership_id, False, ctx.payload.idem)
+
+
+# ---- visit events -------------------------------------------------------------------------
+
+
+@visit_event("visit.watch", Action.VISIT_VIEW, VisitRef)
+async def _watch(rt: Realtime, sid: str, scope: VisitScope, payload: VisitRef) -> dict[str, Any]:
+    """Follow a visit's news: this socket then receives ``agenda.changed`` ``{visit_id,
+    sessions: [{id, start_utc, end_utc, sequence}]}`` whenever sessions it may see move.
+    Ack: ``{"ok": true, "visit_id"}``; errors: ``invalid``, ``unauthenticated``,
+    ``not_found`` (not a member of the visit). Watching again is harmless; a reconnected
+    socket must watch again (and re-read the agenda: it may have missed news)."""
+    await rt.sio.enter_room(sid, visit_room(scope.visit.id))
+    await rt.sio.enter_room(sid, member_room(scope.visit.id, scope.actor.membership_id))
+    return {"visit_id": scope.visit.id}

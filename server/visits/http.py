@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp import web
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.access.guard import VisitScope
 from server.access.policy import Action
@@ -14,6 +15,7 @@ from server.audit.models import AuditEntry
 from server.core.clock import iso_z
 from server.core.errors import invalid
 from server.people.models import Person
+from server.scheduling.strip import zone_strip
 from server.visits import service as visits
 from server.web.i18n import pick_language
 from server.web.keys import SESSIONS, SETTINGS
@@ -47,11 +49,20 @@ async def home(request: web.Request, person: Person) -> web.StreamResponse:
     return render(request, "home.html", {"person": person, "visits": mine}, lang=lang)
 
 
+async def _agenda_context(db: AsyncSession, request: web.Request, scope: VisitScope) -> dict[str, Any]:
+    """What the agenda list (templates/_agenda.html) shows: the sessions the viewer may
+    see, in the chosen zone, each with its time-zone strip."""
+    key, zone = agenda.display_zone(request.query.get("tz"), scope.actor, scope.visit)
+    sessions = await agenda.agenda(db, scope.actor, scope.visit, zone, with_zones=False)
+    strips = await zone_strip(db, scope.visit.id, [s.session for s in sessions])
+    return {"visit": scope.visit, "actor": scope.actor, "sessions": sessions, "strips": strips,
+            "tz_key": key, "tz": zone}
+
+
 @routes.get("/visits/{visit_id}", action=Action.VISIT_VIEW, page=True)
 async def visit_page(request: web.Request, scope: VisitScope) -> web.StreamResponse:
-    key, zone = agenda.display_zone(request.query.get("tz"), scope.actor, scope.visit)
     async with request.app[SESSIONS]() as db:
-        sessions = await agenda.agenda(db, scope.actor, scope.visit, zone, with_zones=True)
+        context = await _agenda_context(db, request, scope)
         people = (
             await visits.participants(db, scope.visit.id)
             if scope.actor.role != "stakeholder"
@@ -63,16 +74,22 @@ async def visit_page(request: web.Request, scope: VisitScope) -> web.StreamRespo
         request,
         "visit.html",
         {
-            "visit": scope.visit,
-            "actor": scope.actor,
-            "sessions": sessions,
-            "tz_key": key,
-            "tz": zone,
+            **context,
             "participants": people,
             "manage": scope.actor.role == "secretariat",
         },
         lang=lang,
     )
+
+
+@routes.get("/visits/{visit_id}/agenda-fragment", action=Action.VISIT_VIEW, page=True)
+async def agenda_fragment(request: web.Request, scope: VisitScope) -> web.StreamResponse:
+    """The visit page's agenda list alone (``?tz=`` as on the page), for live updates."""
+    async with request.app[SESSIONS]() as db:
+        context = await _agenda_context(db, request, scope)
+        person = await db.get(Person, scope.actor.person_id)
+    lang = pick_language(person.languages if person else None, request.app[SETTINGS].default_language)
+    return render(request, "_agenda.html", context, lang=lang)
 
 
 @routes.get("/api/visits/{visit_id}", action=Action.VISIT_VIEW)
