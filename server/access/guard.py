@@ -113,17 +113,47 @@ async def chair_ids(db: AsyncSession, session: AgendaSession) -> set[str]:
 async def session_scope(
     db: AsyncSession, person: Person, session_id: str, action: Action
 ) -> SessionScope:
+    """Two round trips on the hot path of every room event: the session with the
+    actor's membership, visit and delegation; then its named chairs (and the invitee
+    list, only for stakeholders)."""
     if not isinstance(session_id, str) or len(session_id) > 64:
         raise not_found("Session")
-    session = await db.get(AgendaSession, session_id)
-    if session is None or session.cancelled_at is not None:
+    row = (
+        await db.execute(
+            select(AgendaSession, Membership, Visit, Delegation.name)
+            .join(Visit, Visit.id == AgendaSession.visit_id)
+            .join(
+                Membership,
+                (Membership.visit_id == AgendaSession.visit_id) & (Membership.person_id == person.id),
+            )
+            .outerjoin(Delegation, Delegation.id == Membership.delegation_id)
+            .where(AgendaSession.id == session_id, AgendaSession.cancelled_at.is_(None))
+        )
+    ).first()
+    if row is None:
         raise not_found("Session")
-    try:
-        actor, visit = await actor_in_visit(db, person, session.visit_id)
-    except DomainError:
-        raise not_found("Session") from None
-    is_chair = actor.membership_id in await chair_ids(db, session)
-    is_invited = (
+    session, membership, visit, delegation = row
+    actor = Actor(
+        person_id=person.id,
+        name=person.name,
+        timezone=person.timezone,
+        membership_id=membership.id,
+        role=Role(membership.role),
+        delegation=delegation,
+        visit_id=visit.id,
+    )
+    named = set(
+        (
+            await db.execute(
+                select(SessionRole.membership_id).where(
+                    SessionRole.session_id == session.id, SessionRole.role == SessionRoleName.CHAIR
+                )
+            )
+        ).scalars()
+    )
+    # The session's named chairs; when it names none, the secretariat chairs.
+    is_chair = actor.membership_id in named if named else actor.role == Role.SECRETARIAT
+    is_invited = actor.role == Role.STAKEHOLDER and (
         await db.execute(
             select(SessionInvitee.id).where(
                 SessionInvitee.session_id == session.id,

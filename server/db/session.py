@@ -12,6 +12,10 @@ def make_engine(url: str) -> AsyncEngine:
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": 30}
+        # A fixed pool: overflow connections (each an aiosqlite thread) opened and
+        # closed under load cost CPU exactly when the server is behind.
+        kwargs["pool_size"] = 15
+        kwargs["max_overflow"] = 0
     else:
         kwargs["pool_size"] = 10
         kwargs["max_overflow"] = 20

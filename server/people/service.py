@@ -260,23 +260,23 @@ async def create_admin(db: AsyncSession, email: str, password: str) -> Person:
 
 
 async def active_person(db: AsyncSession, login_id: str) -> Person | None:
-    """The person of a still-valid login session (re-checked on every realtime event)."""
+    """The person of a still-valid login session (re-checked on every realtime event,
+    in one round trip)."""
     row = (
         await db.execute(
-            select(LoginSession, Person)
+            select(LoginSession, Person, Visit.status)
             .join(Person, Person.id == LoginSession.person_id)
+            .outerjoin(Visit, Visit.id == LoginSession.visit_id)
             .where(LoginSession.id == login_id)
         )
     ).first()
     if row is None:
         return None
-    login, person = row
+    login, person, status = row
     if login.revoked_at is not None or (login.expires_at is not None and login.expires_at <= utcnow()):
         return None
-    if login.visit_id is not None:
-        status = (await db.execute(select(Visit.status).where(Visit.id == login.visit_id))).scalar_one()
-        if status == VisitStatus.ARCHIVED:
-            return None
+    if status == VisitStatus.ARCHIVED:
+        return None
     return person
 
 
