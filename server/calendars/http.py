@@ -16,11 +16,9 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.access.guard import Actor, SessionScope, VisitScope
+from server.access.guard import SessionScope, VisitScope
 from server.access.policy import Action
-from server.agenda import service as agenda
 from server.calendars import service as calendars
-from server.calendars.ics import FeedContent, build_calendar
 from server.config import Settings
 from server.core.clock import iso_z
 from server.core.errors import DomainError, ErrorCode, invalid
@@ -28,7 +26,6 @@ from server.core.ids import is_id
 from server.mail import service as mail
 from server.mail.smtp import smtp_config
 from server.people.models import Person
-from server.visits.models import Visit
 from server.web.i18n import pick_language
 from server.web.keys import SESSIONS, SETTINGS
 from server.web.routing import RouteTable
@@ -45,12 +42,6 @@ SENDING_OFF = "E-mail sending is off: set PARLEY_SMTP_HOST to send invitations f
 async def _language(db: AsyncSession, person_id: str, settings: Settings) -> str:
     person = await db.get(Person, person_id)
     return pick_language(person.languages if person else None, settings.default_language)
-
-
-async def _calendar(db: AsyncSession, actor: Actor, visit: Visit, settings: Settings, lang: str) -> bytes:
-    sessions = await calendars.attendable_sessions(db, actor, visit.id)
-    items = await agenda.session_items(db, [s.id for s in sessions])
-    return build_calendar(FeedContent(visit, sessions, items, settings.base_url, lang))
 
 
 def _ics(body: bytes, *, filename: str | None = None) -> web.Response:
@@ -92,7 +83,7 @@ async def feed(request: web.Request, _: Any) -> web.StreamResponse:
         if owner is None:
             return _feed_gone(request)
         lang = pick_language(owner.person.languages, settings.default_language)
-        body = await _calendar(db, owner.actor, owner.visit, settings, lang)
+        body = await calendars.calendar_for(db, owner.actor, owner.visit, base_url=settings.base_url, lang=lang)
     return _ics(body)
 
 
@@ -102,7 +93,7 @@ async def download(request: web.Request, scope: VisitScope) -> web.StreamRespons
     settings = request.app[SETTINGS]
     async with request.app[SESSIONS]() as db:
         lang = await _language(db, scope.actor.person_id, settings)
-        body = await _calendar(db, scope.actor, scope.visit, settings, lang)
+        body = await calendars.calendar_for(db, scope.actor, scope.visit, base_url=settings.base_url, lang=lang)
     return _ics(body, filename="parley-calendar.ics")
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from icalendar import Calendar, Event
+from icalendar import Calendar, Event, vDuration
 
 from server.agenda.models import AgendaItem, AgendaSession
 from server.core.clock import utcnow
@@ -76,7 +76,8 @@ def build_calendar(content: FeedContent, *, now: datetime | None = None) -> byte
     cal.add("method", "PUBLISH")
     cal.add("x-wr-calname", f"Parley · {visit.title}")
     cal.add("refresh-interval", REFRESH, parameters={"VALUE": "DURATION"})
-    cal.add("x-published-ttl", REFRESH)
+    # An X- property is text to the library: give it the RFC 5545 duration spelling.
+    cal.add("x-published-ttl", vDuration(REFRESH).to_ical().decode())
     for session in content.sessions:
         url = room_url(content.base_url, session.id)
         cancelled = session.cancelled_at is not None

@@ -19,7 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.access.guard import Actor, actor_in_visit, chair_ids
 from server.access.policy import Action, decide
 from server.agenda.models import Access, AgendaSession, SessionInvitee
+from server.agenda.service import session_items
 from server.audit import service as audit
+from server.calendars.ics import FeedContent, build_calendar
 from server.core.clock import utcnow
 from server.core.ids import new_token
 from server.core.security import token_hash
@@ -158,3 +160,10 @@ async def attendable_sessions(db: AsyncSession, actor: Actor, visit_id: str) -> 
         ):
             out.append(session)
     return out
+
+
+async def calendar_for(db: AsyncSession, actor: Actor, visit: Visit, *, base_url: str, lang: str) -> bytes:
+    """The actor's calendar (feed or download) as iCalendar bytes."""
+    sessions = await attendable_sessions(db, actor, visit.id)
+    items = await session_items(db, [s.id for s in sessions])
+    return build_calendar(FeedContent(visit, sessions, items, base_url, lang))

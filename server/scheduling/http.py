@@ -233,12 +233,11 @@ def _date(fields: Fields, name: str) -> date | None:
         raise invalid(f"{name}: expected a date 'YYYY-MM-DD', got {text!r}.") from None
 
 
-def _alternatives(text: str) -> int:
+def _whole(text: str, name: str) -> int:
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
-        raise invalid(f"alternatives: expected a whole number, got {text!r}.") from None
-    return value
+        raise invalid(f"{name}: expected a whole number, got {text!r}.") from None
 
 
 async def _options_from_fields(request: web.Request, scope: VisitScope, fields: Fields) -> problems.RunOptions:
@@ -253,7 +252,7 @@ async def _options_from_fields(request: web.Request, scope: VisitScope, fields: 
     if fields.get("session_ids") or fields.get("sessions_listed"):
         ids = tuple(fields.get("session_ids", []))
     return problems.RunOptions(start, end, keep_order="keep_order" in fields, session_ids=ids,
-                               alternatives=_alternatives(_one(fields, "alternatives", "3")))
+                               alternatives=_whole(_one(fields, "alternatives", "3"), "alternatives"))
 
 
 async def _schedule_page(
@@ -329,7 +328,7 @@ async def accept_page(request: web.Request, scope: VisitScope) -> web.StreamResp
     key, _ = _zone(request, scope, fields)
     run_id = request.match_info["run_id"]
     try:
-        index = _alternatives(_one(fields, "index", "0"))
+        index = _whole(_one(fields, "index", "0"), "index")
         await _accept(request, scope, run_id, index)
     except DomainError as err:
         if err.status not in (400, 409):

@@ -11,6 +11,7 @@ returned ``AgendaChanged`` only after that commit.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +33,18 @@ from server.visits.models import Visit
 
 # CP-SAT (large unordered agendas) stops here; the page says when an answer is not proven.
 TIME_LIMIT_SECONDS = 20.0
+# Acceptances in this process run one at a time (SQLite cannot upgrade a reader that
+# another writer overtook); PostgreSQL also locks the visit row across processes. One
+# lock per event loop: an asyncio lock belongs to the loop that first waited on it.
+_ACCEPTING: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def _accepting() -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    lock = _ACCEPTING.get(loop)
+    if lock is None:
+        lock = _ACCEPTING[loop] = asyncio.Lock()
+    return lock
 
 
 def _problem_error(err: ProblemError, data: dict[str, Any]) -> DomainError:
@@ -165,6 +178,11 @@ async def accept(
     ``conflict`` (the run was already accepted, or the agenda changed since it ran)."""
     if isinstance(index, bool) or not isinstance(index, int):
         raise invalid("index: expected a whole number (0 for the best proposal).")
+    async with _accepting():
+        return await _accept(db, visit_id, run_id, index, actor_person_id=actor_person_id)
+
+
+async def _accept(db: AsyncSession, visit_id: str, run_id: str, index: int, *, actor_person_id: str) -> AgendaChanged:
     await _lock_visit(db, visit_id)
     run = await get_run(db, visit_id, run_id)
     if run.accepted_at is not None:

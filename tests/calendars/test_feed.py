@@ -98,6 +98,9 @@ async def test_each_member_gets_exactly_what_they_may_attend(
     assert str(cal["METHOD"]) == "PUBLISH"
     assert "Parley" in str(cal["PRODID"])
     assert str(cal["X-WR-CALNAME"]) == "Parley · Test visit"
+    # Subscribed calendars are asked to look again hourly (RFC 7986 and the common X- spelling).
+    assert "REFRESH-INTERVAL;VALUE=DURATION:PT1H\r\n" in got.text
+    assert "X-PUBLISHED-TTL:PT1H\r\n" in got.text
 
 
 async def test_session_across_the_dst_change(

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from server.agenda.models import Access
 from server.agenda.times import local
 from server.audit.models import AuditEntry
 from server.config import Settings

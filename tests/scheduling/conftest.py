@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,12 +15,11 @@ from sqlalchemy import update
 from server.agenda.models import AgendaSession
 from tests.conftest import LiveServer, login
 from tests.fixtures.world import World
+from tests.scheduling import days
 
 Cookie = Callable[[str], Awaitable[str]]
 
-# A Wednesday in late March 2027, after Europe's DST change (Vienna UTC+2, Bogota UTC-5,
-# Nairobi UTC+3).
-DAY = datetime(2027, 3, 31, tzinfo=UTC)
+DAY = days.DAY  # a Wednesday in Europe's summer time, two weeks or more ahead
 
 
 @pytest.fixture

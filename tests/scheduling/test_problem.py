@@ -17,6 +17,11 @@ from server.scheduling import problem as problems
 from server.visits.models import Visit
 from tests.fixtures.world import World
 from tests.scheduling.conftest import DAY
+from tests.scheduling.days import iso_date, z
+
+
+def at(hour: int, minute: int = 0) -> str:
+    return z(DAY + timedelta(hours=hour, minutes=minute))
 
 
 def window(days: int = 3) -> tuple[datetime, datetime]:
@@ -55,7 +60,7 @@ async def test_required_participants_follow_the_policy(sessions: Any, agenda_on_
     assert "working_hours" not in expert and "unavailable" not in expert
     assert data["grid_minutes"] == 15 and data["min_gap_minutes"] == 15
     assert data["night"] == {"start": "22:00", "end": "07:00", "weight": 3}
-    assert data["window"] == {"start": "2027-03-30T00:00:00Z", "end": "2027-04-03T00:00:00Z"}
+    assert data["window"] == {"start": z(DAY - timedelta(days=1)), "end": z(DAY + timedelta(days=3))}
     assert data["parley"]["agenda"] == sorted(data["parley"]["agenda"])
     assert len(data["parley"]["agenda"]) == 3
 
@@ -85,7 +90,7 @@ async def test_availability_goes_into_the_problem(sessions: Any, agenda_on_day: 
     async with sessions() as db:
         await db.execute(update(Person).where(Person.id == delegate.person_id).values(
             working_hours={"mon": [["08:00", "12:00"], ["13:00", "16:00"]], "tue": [], "wed": [["08:00", "16:00"]]},
-            holidays=["2027-04-01"]))
+            holidays=[iso_date(1)]))
         db.add_all([
             # Inside the window, with seconds: widened to whole minutes.
             Unavailability(person_id=delegate.person_id, start_utc=DAY + timedelta(hours=13, seconds=30),
@@ -99,11 +104,11 @@ async def test_availability_goes_into_the_problem(sessions: Any, agenda_on_day: 
     entry = next(p for p in data["participants"] if p["id"] == delegate.membership_id)
     assert entry["working_hours"] == {"mon": [["08:00", "12:00"], ["13:00", "16:00"]], "tue": [],
                                       "wed": [["08:00", "16:00"]]}
-    assert entry["holidays"] == ["2027-04-01"]
-    assert entry["unavailable"] == [{"start": "2027-03-31T13:00:00Z", "end": "2027-03-31T14:01:00Z"}]
+    assert entry["holidays"] == [iso_date(1)]
+    assert entry["unavailable"] == [{"start": z(DAY + timedelta(hours=13)), "end": z(DAY + timedelta(hours=14, minutes=1))}]
     problem = parse_problem(data)
     parsed = problem.participant_by_id[delegate.membership_id]
-    assert parsed.holidays == {date(2027, 4, 1)} and len(parsed.unavailable) == 1
+    assert parsed.holidays == {(DAY + timedelta(days=1)).date()} and len(parsed.unavailable) == 1
 
 
 async def test_sessions_left_out_stay_put_and_block_their_time(sessions: Any, agenda_on_day: World) -> None:
@@ -117,12 +122,12 @@ async def test_sessions_left_out_stay_put_and_block_their_time(sessions: Any, ag
     # The stakeholder attends the stakeholder session (14:00-16:00): blocked with the gap;
     # not the closed one (17:00-19:00): blocked without it, since sessions never overlap.
     assert stakeholder["unavailable"] == [
-        {"start": "2027-03-31T13:45:00Z", "end": "2027-03-31T16:15:00Z"},
-        {"start": "2027-03-31T17:00:00Z", "end": "2027-03-31T19:00:00Z"},
+        {"start": at(13, 45), "end": at(16, 15)},
+        {"start": at(17), "end": at(19)},
     ]
     assert expert["unavailable"] == [
-        {"start": "2027-03-31T13:45:00Z", "end": "2027-03-31T16:15:00Z"},
-        {"start": "2027-03-31T16:45:00Z", "end": "2027-03-31T19:15:00Z"},
+        {"start": at(13, 45), "end": at(16, 15)},
+        {"start": at(16, 45), "end": at(19, 15)},
     ]
     parse_problem(data)
 
@@ -153,8 +158,11 @@ async def test_cancelled_sessions_are_not_scheduled(sessions: Any, agenda_on_day
 async def test_default_window_is_the_agenda_days_and_a_margin(sessions: Any, agenda_on_day: World) -> None:
     async with sessions() as db:
         agenda = await problems.agenda_sessions(db, agenda_on_day.visit_id)
-    assert problems.default_window(agenda, "Europe/Vienna", date(2026, 11, 23)) == (date(2027, 3, 29), date(2027, 4, 2))
+    day = DAY.date()
+    first, last = day - timedelta(days=2), day + timedelta(days=2)
+    assert problems.default_window(agenda, "Europe/Vienna", day - timedelta(days=30)) == (first, last)
     # Never before today.
-    assert problems.default_window(agenda, "Europe/Vienna", date(2027, 3, 30)) == (date(2027, 3, 30), date(2027, 4, 2))
-    start, end = problems.window_from_dates(date(2027, 3, 29), date(2027, 4, 2), "Europe/Vienna")
-    assert start.isoformat() == "2027-03-28T22:00:00+00:00" and end.isoformat() == "2027-04-02T22:00:00+00:00"
+    assert problems.default_window(agenda, "Europe/Vienna", day - timedelta(days=1)) == (day - timedelta(days=1), last)
+    # Local days of the zone: midnight in Vienna (summer time) is 22:00 UTC the day before.
+    start, end = problems.window_from_dates(first, last, "Europe/Vienna")
+    assert z(start) == z(DAY - timedelta(days=2, hours=2)) and z(end) == z(DAY + timedelta(days=3, hours=-2))

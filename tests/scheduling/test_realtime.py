@@ -4,6 +4,7 @@ after the acceptance was committed, which of the sessions it may see moved."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -14,9 +15,10 @@ from server.people.models import Role
 from server.realtime.server import EVENTS, VISIT_EVENTS
 from tests.conftest import LiveServer, http_client, login, socket_client
 from tests.fixtures.world import World, build_world
-from tests.scheduling.conftest import Cookie
+from tests.scheduling.conftest import DAY, Cookie
+from tests.scheduling.days import z
 
-WINDOW = {"start": "2027-03-30T00:00:00Z", "end": "2027-04-03T00:00:00Z"}
+WINDOW = {"start": z(DAY - timedelta(days=1)), "end": z(DAY + timedelta(days=3))}
 
 
 class Watcher:

@@ -5,7 +5,7 @@ the run is stale or already accepted."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,13 +21,10 @@ from server.visits.models import Visit
 from tests.conftest import LiveServer, http_client
 from tests.fixtures.world import World
 from tests.scheduling.conftest import DAY, Cookie, place
+from tests.scheduling.days import iso_date, z
 
 
-def z(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-WINDOW = {"start": "2027-03-30T00:00:00Z", "end": "2027-04-03T00:00:00Z"}
+WINDOW = {"start": z(DAY - timedelta(days=1)), "end": z(DAY + timedelta(days=3))}
 
 
 async def agenda_rows(sessions: Any, world: World) -> dict[str, AgendaSession]:
@@ -160,8 +157,8 @@ async def test_bad_acceptances_and_runs_are_refused(
         async with http.post(f"{base}/runs/unknownrun/accept", json={"index": 0}) as r:
             assert r.status == 404
         for body, field in (
-            ({"window": {"start": "2027-04-03T00:00:00Z", "end": "2027-04-01T00:00:00Z"}}, "window"),
-            ({"window": {"start": "soon", "end": "2027-04-01T00:00:00Z"}}, "window.start"),
+            ({"window": {"start": z(DAY + timedelta(days=3)), "end": z(DAY + timedelta(days=1))}}, "window"),
+            ({"window": {"start": "soon", "end": z(DAY + timedelta(days=1))}}, "window.start"),
             ({"session_ids": ["nope"]}, "session_ids"),
             ({"alternatives": 99}, "alternatives"),
             ({"keep_order": "yes"}, "keep_order"),
@@ -177,7 +174,7 @@ async def test_nothing_feasible_is_reported(
     world = agenda_on_day
     sec = await cookie("secretariat")
     run = await new_run(server, sec, visit_id=world.visit_id,
-                        window={"start": "2027-03-31T10:00:00Z", "end": "2027-03-31T14:00:00Z"})
+                        window={"start": z(DAY + timedelta(hours=10)), "end": z(DAY + timedelta(hours=14))})
     assert run["result"]["sessions"] == [] and run["result"]["infeasible"]
     async with http_client(server, sec) as http:
         async with http.get(f"/visits/{world.visit_id}/schedule/runs/{run['id']}") as r:
@@ -196,9 +193,9 @@ async def test_the_pages_run_compare_and_accept(
         async with http.get(f"/visits/{world.visit_id}/schedule") as r:
             page = await r.text()
         assert r.status == 200
-        assert 'name="window_first" value="2027-03-29"' in page and 'name="window_last" value="2027-04-02"' in page
+        assert f'name="window_first" value="{iso_date(-2)}"' in page and f'name="window_last" value="{iso_date(2)}"' in page
         assert "Expert Person" in page and "Edit" in page
-        form = {"tz": "mine", "sessions_listed": "1", "window_first": "2027-03-30", "window_last": "2027-04-02",
+        form = {"tz": "mine", "sessions_listed": "1", "window_first": iso_date(-1), "window_last": iso_date(2),
                 "alternatives": "2", "keep_order": "1",
                 "session_ids": [world.sessions["open"], world.sessions["closed"]]}
         data = [(k, v) for k, vs in form.items() for v in (vs if isinstance(vs, list) else [vs])]
@@ -217,7 +214,7 @@ async def test_the_pages_run_compare_and_accept(
         # Every time in the viewer's zone (Vienna, CEST after the change) with its offset.
         assert "CEST" in page and "UTC+02:00" in page
         async with http.get(f"{location.split('?')[0]}?tz=utc") as r:
-            assert "UTC+00:00" in await r.text() or "UTC</abbr>" in await r.text()
+            assert "UTC+00:00" in await r.text()
         async with sessions() as db:
             run = await db.get(ScheduleRun, run_id)
             assert run is not None
@@ -259,12 +256,12 @@ async def test_a_run_form_with_errors_comes_back_with_the_message(
     sec = await cookie("secretariat")
     async with http_client(server, sec) as http:
         async with http.post(f"/visits/{world.visit_id}/schedule", allow_redirects=False,
-                             data={"sessions_listed": "1", "window_first": "2027-04-02", "window_last": "2027-03-30",
+                             data={"sessions_listed": "1", "window_first": iso_date(2), "window_last": iso_date(-1),
                                    "alternatives": "3", "session_ids": world.sessions["open"]}) as r:
             page = await r.text()
-        assert r.status == 400 and "last day must not be before" in page and 'value="2027-04-02"' in page
+        assert r.status == 400 and "last day must not be before" in page and f'value="{iso_date(2)}"' in page
         async with http.post(f"/visits/{world.visit_id}/schedule", allow_redirects=False,
-                             data={"sessions_listed": "1", "window_first": "2027-03-30", "window_last": "2027-04-01",
+                             data={"sessions_listed": "1", "window_first": iso_date(-1), "window_last": iso_date(1),
                                    "alternatives": "3"}) as r:
             assert r.status == 400 and "choose at least one session" in await r.text()
 
@@ -286,3 +283,24 @@ async def test_the_service_can_be_used_directly(sessions: Any, agenda_on_day: Wo
     assert {m.id for m in change.audience.get(stakeholder, [])} == moved - {world.sessions["closed"]}
     assert {m.id for m in change.audience.get(observer, [])} == moved & {world.sessions["open"]}
     assert {m.id for m in change.audience[world.members["expert"].membership_id]} == moved
+
+
+async def test_concurrent_acceptances_let_one_win(
+    server: LiveServer, sessions: Any, agenda_on_day: World, cookie: Cookie
+) -> None:
+    import asyncio
+
+    world = agenda_on_day
+    sec = await cookie("secretariat")
+    runs = [await new_run(server, sec, visit_id=world.visit_id, alternatives=1) for _ in range(2)]
+
+    async def accept(run_id: str, index: int) -> int:
+        async with http_client(server, sec) as http:
+            async with http.post(f"/api/visits/{world.visit_id}/schedule/runs/{run_id}/accept",
+                                 json={"index": index}) as r:
+                return r.status
+
+    statuses = await asyncio.gather(accept(runs[0]["id"], 0), accept(runs[1]["id"], 1), accept(runs[0]["id"], 1))
+    assert sorted(statuses) == [200, 409, 409], statuses
+    assert {s.sequence for s in (await agenda_rows(sessions, world)).values()} <= {0, 1}
+    assert len(await audit_of(sessions, "schedule.accepted")) == 1
