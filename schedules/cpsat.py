@@ -123,7 +123,7 @@ def _greedy(inst: Instance) -> int | None:
         order.append(i)
         ready += [j for j in range(inst.n) if inst.pred[j] == i]
     starts = [-1] * inst.n
-    g, S = inst.cm.grid, inst.S
+    S = inst.S
     total = 0
     for i in order:
         ok = inst.cost[i] < INF

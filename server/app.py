@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 

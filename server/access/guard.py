@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.access.policy import Action, decide
 from server.agenda.models import Access, AgendaSession, SessionInvitee, SessionRole, SessionRoleName
-from server.core.errors import DomainError, forbidden, not_found
+from server.core.errors import forbidden, not_found
 from server.people.models import Membership, Person, Role
 from server.visits.models import Delegation, Visit
 

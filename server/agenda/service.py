@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
@@ -13,16 +13,7 @@ from server.access.policy import Action, decide
 from server.agenda.models import Access, AgendaItem, AgendaSession, SessionInvitee
 from server.agenda.times import LocalTime, local
 from server.core.clock import iso_z, utcnow
-from server.people.models import Membership, Person, Role
-from server.visits.models import Delegation, Visit
-
-
-@dataclass(frozen=True)
-class ZoneRow:
-    delegation: str
-    zone: str
-    start: LocalTime
-    end: LocalTime
+from server.visits.models import Visit
 
 
 @dataclass
@@ -32,7 +23,6 @@ class SessionView:
     end: LocalTime
     live: bool
     items: list[AgendaItem]
-    zones: list[ZoneRow] = field(default_factory=list)
 
     def as_json(self) -> dict[str, object]:
         s = self.session
@@ -78,42 +68,6 @@ async def visible_sessions(db: AsyncSession, actor: Actor, visit_id: str) -> lis
     return out
 
 
-async def zone_rows_by_session(
-    db: AsyncSession, visit_id: str, sessions: list[AgendaSession]
-) -> dict[str, list[ZoneRow]]:
-    """For each session, one row per (delegation, zone) of the people who may attend."""
-    rows = await db.execute(
-        select(Membership.id, Membership.role, Person.timezone, Delegation.name)
-        .join(Person, Person.id == Membership.person_id)
-        .outerjoin(Delegation, Delegation.id == Membership.delegation_id)
-        .where(Membership.visit_id == visit_id)
-    )
-    members = list(rows.all())
-    invitees = await db.execute(
-        select(SessionInvitee.session_id, SessionInvitee.membership_id).join(
-            AgendaSession, AgendaSession.id == SessionInvitee.session_id
-        ).where(AgendaSession.visit_id == visit_id)
-    )
-    invited = {(s, m) for s, m in invitees.all()}
-    result: dict[str, list[ZoneRow]] = {}
-    for session in sessions:
-        pairs: set[tuple[str, str]] = set()
-        for membership_id, role, zone, delegation in members:
-            if decide(
-                Action.SESSION_VIEW,
-                Role(role),
-                Access(session.access),
-                is_chair=True,
-                is_invited=(session.id, membership_id) in invited,
-            ):
-                pairs.add((delegation or role, zone))
-        result[session.id] = [
-            ZoneRow(d, z, local(session.start_utc, z), local(session.end_utc, z))
-            for d, z in sorted(pairs, key=lambda p: (local(session.start_utc, p[1]).offset, p[0]))
-        ]
-    return result
-
-
 async def session_items(db: AsyncSession, session_ids: list[str]) -> dict[str, list[AgendaItem]]:
     if not session_ids:
         return {}
@@ -132,11 +86,10 @@ def is_live(session: AgendaSession, now: datetime | None = None) -> bool:
 
 
 async def agenda(
-    db: AsyncSession, actor: Actor, visit: Visit, display_zone: str, *, with_zones: bool
+    db: AsyncSession, actor: Actor, visit: Visit, display_zone: str
 ) -> list[SessionView]:
     sessions = await visible_sessions(db, actor, visit.id)
     items = await session_items(db, [s.id for s in sessions])
-    zones = await zone_rows_by_session(db, visit.id, sessions) if with_zones else {}
     now = utcnow()
     return [
         SessionView(
@@ -145,7 +98,6 @@ async def agenda(
             end=local(s.end_utc, display_zone),
             live=is_live(s, now),
             items=items[s.id],
-            zones=zones.get(s.id, []),
         )
         for s in sessions
     ]

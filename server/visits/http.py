@@ -53,7 +53,7 @@ async def _agenda_context(db: AsyncSession, request: web.Request, scope: VisitSc
     """What the agenda list (templates/_agenda.html) shows: the sessions the viewer may
     see, in the chosen zone, each with its time-zone strip."""
     key, zone = agenda.display_zone(request.query.get("tz"), scope.actor, scope.visit)
-    sessions = await agenda.agenda(db, scope.actor, scope.visit, zone, with_zones=False)
+    sessions = await agenda.agenda(db, scope.actor, scope.visit, zone)
     strips = await zone_strip(db, scope.visit.id, [s.session for s in sessions])
     return {"visit": scope.visit, "actor": scope.actor, "sessions": sessions, "strips": strips,
             "tz_key": key, "tz": zone}
@@ -95,7 +95,7 @@ async def agenda_fragment(request: web.Request, scope: VisitScope) -> web.Stream
 @routes.get("/api/visits/{visit_id}", action=Action.VISIT_VIEW)
 async def visit_api(request: web.Request, scope: VisitScope) -> web.StreamResponse:
     async with request.app[SESSIONS]() as db:
-        sessions = await agenda.agenda(db, scope.actor, scope.visit, scope.actor.timezone, with_zones=False)
+        sessions = await agenda.agenda(db, scope.actor, scope.visit, scope.actor.timezone)
     return web.json_response(_visit_json(scope) | {"sessions": [s.as_json() for s in sessions]})
 
 
