@@ -36,7 +36,7 @@ from server.access.policy import Action, decide
 from server.agenda.models import Access
 from server.app import ROUTE_TABLES, create_app
 from server.people.models import Role
-from server.realtime.server import EVENTS
+from server.realtime.server import EVENTS, VISIT_EVENTS
 from tests.access import calls_calendars, calls_scheduling
 from tests.access.matrix_env import FreshSession, MatrixEnv, call, matrix_env, new_idem
 from tests.conftest import BACKENDS, http_client, socket_client
@@ -491,3 +491,24 @@ async def test_socket_connect_refused(env: MatrixEnv, how: str) -> None:
             await client.connect(env.server.url, headers=headers, transports=["websocket"], wait_timeout=5)
         assert not client.connected
         await client.disconnect()
+
+
+# ---- visit-level events (visit.watch) ----------------------------------------------------
+
+VISIT_EVENT_CASES = [(name, role) for name in VISIT_EVENTS for role in ROLES]
+
+
+@pytest.mark.parametrize(
+    ("name", "role"), VISIT_EVENT_CASES, ids=[f"visit-event-{n}-{r}" for n, r in VISIT_EVENT_CASES]
+)
+async def test_visit_event(env: MatrixEnv, name: str, role: Role) -> None:
+    allowed, code = expected(VISIT_EVENTS[name].action, role, None)
+    client = await socket_client(env.server, env.cookies[str(role)])
+    try:
+        ack = await call(client, name, {"visit_id": env.world.visit_id})
+    finally:
+        await client.disconnect()
+    if allowed:
+        assert ack.get("ok") is True, ack
+    else:
+        assert ack["error"]["code"] == code, ack
