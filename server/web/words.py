@@ -19,4 +19,8 @@ DATA_WORDS = (
     _("preparing"), _("in_progress"), _("concluded"), _("archived"), _("first"), _("second"),
     # how a login was opened
     _("invitation"), _("password"),
+    # time-zone strip bands (server/scheduling/strip.py)
+    _("working hours"), _("outside working hours"), _("night"), _("unknown"),
+    # weekdays (server/scheduling/availability.py)
+    _("Monday"), _("Tuesday"), _("Wednesday"), _("Thursday"), _("Friday"), _("Saturday"), _("Sunday"),
 )
