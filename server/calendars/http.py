@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.access.guard import SessionScope, VisitScope
 from server.access.policy import Action
+from server.agenda.times import local
 from server.calendars import service as calendars
 from server.config import Settings
 from server.core.clock import iso_z
@@ -114,6 +115,7 @@ async def _page(
             "visit": scope.visit,
             "actor": scope.actor,
             "active": active,
+            "active_since": local(active.created_at, scope.actor.timezone) if active else None,
             "feed_url": feed_url,
             "stopped": stopped,
             "download_url": _download_path(scope.visit.id),

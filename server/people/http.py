@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from server.access.policy import Action
+from server.agenda.times import local
 from server.core.clock import iso_z
 from server.core.errors import DomainError, ErrorCode, invalid
 from server.people import service as people
@@ -154,9 +155,12 @@ async def my_page(request: web.Request, person: Person) -> web.StreamResponse:
     async with request.app[SESSIONS]() as db:
         logins = await people.list_logins(db, person.id)
     lang = pick_language(person.languages, request.app[SETTINGS].default_language)
-    return render(
-        request, "me.html", {"person": person, "logins": [_login_json(s, found[1].id) for s in logins]}, lang=lang
-    )
+    rows = [
+        _login_json(s, found[1].id)
+        | {"created": local(s.created_at, person.timezone), "seen": local(s.last_seen_at, person.timezone)}
+        for s in logins
+    ]
+    return render(request, "me.html", {"person": person, "logins": rows}, lang=lang)
 
 
 @routes.post("/me/logins/{login_id}/revoke", action=Action.SELF, page=True)
