@@ -46,13 +46,15 @@ async def _invited(db: AsyncSession, membership_id: str) -> set[str]:
     return set(rows.scalars())
 
 
-async def visible_sessions(db: AsyncSession, actor: Actor, visit_id: str) -> list[AgendaSession]:
-    """Sessions the actor may see, in time order (a stakeholder sees only theirs)."""
-    rows = await db.execute(
-        select(AgendaSession)
-        .where(AgendaSession.visit_id == visit_id, AgendaSession.cancelled_at.is_(None))
-        .order_by(AgendaSession.start_utc)
-    )
+async def visible_sessions(
+    db: AsyncSession, actor: Actor, visit_id: str, *, include_cancelled: bool = False
+) -> list[AgendaSession]:
+    """Sessions the actor may see, in time order (a stakeholder sees only theirs);
+    cancelled ones (tombstones) only when asked, e.g. for calendar feeds."""
+    query = select(AgendaSession).where(AgendaSession.visit_id == visit_id)
+    if not include_cancelled:
+        query = query.where(AgendaSession.cancelled_at.is_(None))
+    rows = await db.execute(query.order_by(AgendaSession.start_utc, AgendaSession.id))
     invited = await _invited(db, actor.membership_id)
     out = []
     for session in rows.scalars():

@@ -16,10 +16,8 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.access.guard import Actor, actor_in_visit, chair_ids
-from server.access.policy import Action, decide
-from server.agenda.models import Access, AgendaSession, SessionInvitee
-from server.agenda.service import session_items
+from server.access.guard import Actor, actor_in_visit
+from server.agenda.service import session_items, visible_sessions
 from server.audit import service as audit
 from server.calendars.ics import FeedContent, build_calendar
 from server.core.clock import utcnow
@@ -130,40 +128,9 @@ async def resolve_feed(db: AsyncSession, secret_key: bytes, token: str) -> FeedO
     return FeedOwner(actor, visit, person)
 
 
-async def attendable_sessions(db: AsyncSession, actor: Actor, visit_id: str) -> list[AgendaSession]:
-    """Sessions the actor may attend, cancelled ones included, in time order.
-
-    Without the cancelled ones this is exactly ``agenda.visible_sessions``: the same
-    policy decision (``SESSION_VIEW``) with the same chair and invitee facts.
-    """
-    rows = await db.execute(
-        select(AgendaSession)
-        .where(AgendaSession.visit_id == visit_id)
-        .order_by(AgendaSession.start_utc, AgendaSession.id)
-    )
-    invited = set(
-        (
-            await db.execute(
-                select(SessionInvitee.session_id).where(SessionInvitee.membership_id == actor.membership_id)
-            )
-        ).scalars()
-    )
-    out = []
-    for session in rows.scalars():
-        is_chair = actor.membership_id in await chair_ids(db, session)
-        if decide(
-            Action.SESSION_VIEW,
-            actor.role,
-            Access(session.access),
-            is_chair=is_chair,
-            is_invited=session.id in invited,
-        ):
-            out.append(session)
-    return out
-
-
 async def calendar_for(db: AsyncSession, actor: Actor, visit: Visit, *, base_url: str, lang: str) -> bytes:
     """The actor's calendar (feed or download) as iCalendar bytes."""
-    sessions = await attendable_sessions(db, actor, visit.id)
+    # Cancelled sessions stay in the feed, so calendars can mark them cancelled.
+    sessions = await visible_sessions(db, actor, visit.id, include_cancelled=True)
     items = await session_items(db, [s.id for s in sessions])
     return build_calendar(FeedContent(visit, sessions, items, base_url, lang))

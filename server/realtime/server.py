@@ -29,6 +29,7 @@ from server.access.policy import Action
 from server.config import Settings
 from server.core.errors import DomainError, ErrorCode, invalid
 from server.people import service as people
+from server.people.models import Person
 from server.room import schemas
 from server.room.service import Outcome, RoomService
 
@@ -123,6 +124,17 @@ def _refused(code: ErrorCode, message: str) -> socketio.exceptions.ConnectionRef
     return socketio.exceptions.ConnectionRefusedError(message, {"code": str(code), "message": message})
 
 
+def _parse(model: type[BaseModel], args: tuple[Any, ...]) -> Any:
+    """Exactly one object, valid for ``model``; anything else is ``invalid``."""
+    data = args[0] if len(args) == 1 else None
+    if not isinstance(data, dict):
+        raise invalid("payload: expected an object.")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise invalid(_describe(exc)) from None
+
+
 def _describe(exc: ValidationError) -> str:
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "payload"
@@ -208,22 +220,20 @@ class Realtime:
         # Answered, so a client calling an event this server lacks does not wait forever.
         return _error(invalid("event: no such event."))
 
+    async def _person(self, db: AsyncSession, sid: str) -> Person:
+        """The socket's person, re-checked on every event (a login can end at any time)."""
+        saved = await self.sio.get_session(sid)
+        person = await people.active_person(db, saved["login_id"])
+        if person is None:
+            raise DomainError(ErrorCode.UNAUTHENTICATED, "Your login has ended.")
+        return person
+
     def _dispatcher(self, spec: EventSpec) -> Callable[..., Awaitable[dict[str, Any]]]:
         async def dispatch(sid: str, *args: Any) -> dict[str, Any]:
             try:
-                # A client may send any number of arguments; anything but one object is refused.
-                data = args[0] if len(args) == 1 else None
-                if not isinstance(data, dict):
-                    raise invalid("payload: expected an object.")
-                try:
-                    payload = spec.model.model_validate(data)
-                except ValidationError as exc:
-                    raise invalid(_describe(exc)) from None
-                saved = await self.sio.get_session(sid)
+                payload = _parse(spec.model, args)
                 async with self.sessions() as db:
-                    person = await people.active_person(db, saved["login_id"])
-                    if person is None:
-                        raise DomainError(ErrorCode.UNAUTHENTICATED, "Your login has ended.")
+                    person = await self._person(db, sid)
                     scope = await session_scope(db, person, payload.session_id, spec.action)  # type: ignore[attr-defined]
                     result = await spec.handler(self, EventContext(sid, db, scope, payload))
                 if isinstance(result, Outcome):
@@ -241,18 +251,9 @@ class Realtime:
     def _visit_dispatcher(self, spec: VisitEventSpec) -> Callable[..., Awaitable[dict[str, Any]]]:
         async def dispatch(sid: str, *args: Any) -> dict[str, Any]:
             try:
-                data = args[0] if len(args) == 1 else None
-                if not isinstance(data, dict):
-                    raise invalid("payload: expected an object.")
-                try:
-                    payload = spec.model.model_validate(data)
-                except ValidationError as exc:
-                    raise invalid(_describe(exc)) from None
-                saved = await self.sio.get_session(sid)
+                payload = _parse(spec.model, args)
                 async with self.sessions() as db:
-                    person = await people.active_person(db, saved["login_id"])
-                    if person is None:
-                        raise DomainError(ErrorCode.UNAUTHENTICATED, "Your login has ended.")
+                    person = await self._person(db, sid)
                     # A non-member is told the visit does not exist; the policy decides the rest.
                     scope = await visit_scope(db, person, payload.visit_id, spec.action)  # type: ignore[attr-defined]
                 return {"ok": True, **await spec.handler(self, sid, scope, payload)}
