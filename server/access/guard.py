@@ -38,6 +38,18 @@ class Actor:
         }
 
 
+def _actor(person: Person, membership: Membership, delegation: str | None) -> Actor:
+    return Actor(
+        person_id=person.id,
+        name=person.name,
+        timezone=person.timezone,
+        membership_id=membership.id,
+        role=Role(membership.role),
+        delegation=delegation,
+        visit_id=membership.visit_id,
+    )
+
+
 @dataclass(frozen=True)
 class VisitScope:
     actor: Actor
@@ -67,15 +79,7 @@ async def actor_in_visit(db: AsyncSession, person: Person, visit_id: str) -> tup
     if row is None:
         raise not_found("Visit")
     membership, visit, delegation = row
-    actor = Actor(
-        person_id=person.id,
-        name=person.name,
-        timezone=person.timezone,
-        membership_id=membership.id,
-        role=Role(membership.role),
-        delegation=delegation,
-        visit_id=visit.id,
-    )
+    actor = _actor(person, membership, delegation)
     return actor, visit
 
 
@@ -133,15 +137,7 @@ async def session_scope(
     if row is None:
         raise not_found("Session")
     session, membership, visit, delegation = row
-    actor = Actor(
-        person_id=person.id,
-        name=person.name,
-        timezone=person.timezone,
-        membership_id=membership.id,
-        role=Role(membership.role),
-        delegation=delegation,
-        visit_id=visit.id,
-    )
+    actor = _actor(person, membership, delegation)
     named = set(
         (
             await db.execute(
