@@ -221,6 +221,10 @@ async function joinOnce() {
   if (ack.error) {
     showError(ack.error.message);
     setStatus(S.connected, "error");
+    // No longer admitted under the current rules: show nothing of the room.
+    if (ack.error.code === "not_found" || ack.error.code === "forbidden") {
+      document.getElementById("room").hidden = true;
+    }
     return;
   }
   if (ack.status === "waiting") {
@@ -323,6 +327,13 @@ socket.on("connect_error", (err) => {
 });
 
 socket.on("room.event", onEvent);
+
+// The secretariat changed who may be here (access, chair, roles): ask again.
+socket.on("room.reset", (msg) => {
+  if (!msg || msg.session_id !== SESSION) return;
+  joined = false;
+  join();
+});
 
 socket.on("room.admission", (msg) => {
   if (!msg || msg.session_id !== SESSION) return;

@@ -193,6 +193,16 @@ class Realtime:
             except Exception:  # a failed leave must not stop the others
                 log.exception("leave failed for %s in %s", sid, session_id)
 
+    async def reset_rooms(self, session_ids: list[str]) -> None:
+        """After an access, chair or role change: empty these rooms on every process.
+
+        Sockets already in a room would otherwise keep receiving its broadcasts under
+        the old rules; each client is told to join again, which asks the policy anew.
+        """
+        for session_id in session_ids:
+            await self.sio.emit("room.reset", {"session_id": session_id}, room=room_name(session_id))
+            await self.sio.close_room(room_name(session_id))
+
     async def end_logins(self, login_ids: set[str]) -> None:
         """Disconnect this process's sockets of logins that ended (revoked, expired)."""
         for sid, login_id in list(self.logins.items()):

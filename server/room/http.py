@@ -13,7 +13,7 @@ from server.agenda.models import Access, AgendaSession
 from server.core.errors import invalid
 from server.people.models import Person
 from server.web.i18n import pick_language
-from server.web.keys import ROOMS, SESSIONS, SETTINGS
+from server.web.keys import REALTIME, ROOMS, SESSIONS, SETTINGS
 from server.web.routing import RouteTable
 from server.web.templating import render
 
@@ -82,6 +82,7 @@ async def change_session_api(request: web.Request, scope: SessionScope) -> web.S
         assert session is not None
         await manage.change_session(db, session, changes, actor_person_id=scope.actor.person_id)
         chairs = await manage.named_chairs(db, session.id)
+    await request.app[REALTIME].reset_rooms([session.id])
     return web.json_response(
         {"id": session.id, "access": session.access, "requires_admission": session.requires_admission, "chairs": chairs}
     )

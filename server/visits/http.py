@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.access.guard import VisitScope
 from server.access.policy import Action
 from server.agenda import service as agenda
+from server.agenda.models import AgendaSession
 from server.audit.models import AuditEntry
 from server.core.clock import iso_z
 from server.core.errors import invalid
@@ -18,7 +19,7 @@ from server.people.models import Person
 from server.scheduling.strip import zone_strip
 from server.visits import service as visits
 from server.web.i18n import pick_language
-from server.web.keys import SESSIONS, SETTINGS
+from server.web.keys import REALTIME, SESSIONS, SETTINGS
 from server.web.routing import RouteTable
 from server.web.templating import render
 
@@ -189,4 +190,8 @@ async def change_role_api(request: web.Request, scope: VisitScope) -> web.Stream
             db, scope.visit.id, request.match_info["membership_id"][:64], body["role"],
             actor_person_id=scope.actor.person_id,
         )
+        session_ids = list(
+            (await db.execute(select(AgendaSession.id).where(AgendaSession.visit_id == scope.visit.id))).scalars()
+        )
+    await request.app[REALTIME].reset_rooms(session_ids)
     return web.json_response({"membership_id": membership.id, "role": membership.role})
