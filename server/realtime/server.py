@@ -18,7 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
-from typing import TYPE_CHECKING, Any
+from typing import Any, Generic, TYPE_CHECKING, TypeVar
 
 import socketio
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -66,53 +66,46 @@ class EventContext:
 
 
 Handler = Callable[["Realtime", EventContext], Awaitable[Outcome | dict[str, Any]]]
+VisitHandler = Callable[["Realtime", str, VisitScope, Any], Awaitable[dict[str, Any]]]
+H = TypeVar("H")
 
 
 @dataclass(frozen=True)
-class EventSpec:
+class Spec(Generic[H]):
+    """An event: its name, the policy action it needs, its payload model, its handler."""
+
     name: str
     action: Action
     model: type[BaseModel]
-    handler: Handler
+    handler: H
 
 
+EventSpec = Spec[Handler]
+VisitEventSpec = Spec[VisitHandler]
+# Session-scoped events (the policy matrix walks them) and visit-wide ones.
 EVENTS: dict[str, EventSpec] = {}
+VISIT_EVENTS: dict[str, VisitEventSpec] = {}
 
 
-def event(name: str, action: Action, model: type[BaseModel]) -> Callable[[Handler], Handler]:
-    def register(handler: Handler) -> Handler:
-        EVENTS[name] = EventSpec(name, action, model, handler)
-        return handler
+def _registrar(registry: dict[str, Spec[H]]) -> Callable[[str, Action, type[BaseModel]], Callable[[H], H]]:
+    def declare(name: str, action: Action, model: type[BaseModel]) -> Callable[[H], H]:
+        def register(handler: H) -> H:
+            registry[name] = Spec(name, action, model, handler)
+            return handler
 
-    return register
+        return register
+
+    return declare
+
+
+event = _registrar(EVENTS)
+visit_event = _registrar(VISIT_EVENTS)
 
 
 class VisitRef(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     visit_id: schemas.Id
-
-
-VisitHandler = Callable[["Realtime", str, VisitScope, Any], Awaitable[dict[str, Any]]]
-
-
-@dataclass(frozen=True)
-class VisitEventSpec:
-    name: str
-    action: Action
-    model: type[BaseModel]
-    handler: VisitHandler
-
-
-VISIT_EVENTS: dict[str, VisitEventSpec] = {}
-
-
-def visit_event(name: str, action: Action, model: type[BaseModel]) -> Callable[[VisitHandler], VisitHandler]:
-    def register(handler: VisitHandler) -> VisitHandler:
-        VISIT_EVENTS[name] = VisitEventSpec(name, action, model, handler)
-        return handler
-
-    return register
 
 
 def _error(err: DomainError) -> dict[str, Any]:

@@ -30,8 +30,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.access.policy import Action, decide
 from server.agenda.models import Access, AgendaSession, SessionInvitee, SessionRole, SessionRoleName
 from server.core.errors import invalid
-from server.people.models import Membership, Person, Role, Unavailability
-from server.visits.models import Delegation, Visit
+from server.people.models import Role, Unavailability
+from server.visits import service as visits
+from server.visits.models import Visit
 
 GRID_MINUTES = 15
 GAP_MINUTES = 15
@@ -55,17 +56,10 @@ class Member:
 
 
 async def members(db: AsyncSession, visit_id: str) -> list[Member]:
-    rows = await db.execute(
-        select(Membership, Person, Delegation.name)
-        .join(Person, Person.id == Membership.person_id)
-        .outerjoin(Delegation, Delegation.id == Membership.delegation_id)
-        .where(Membership.visit_id == visit_id)
-        .order_by(Delegation.name, Person.name)
-    )
     return [
         Member(m.id, p.id, p.name, p.email, Role(m.role), d or str(m.role).title(), p.timezone,
                dict(p.working_hours or {}), list(p.holidays or []))
-        for m, p, d in rows.all()
+        for m, p, d in await visits.member_rows(db, visit_id)
     ]
 
 

@@ -34,7 +34,9 @@ async def visits_of(db: AsyncSession, person_id: str) -> list[tuple[Visit, str]]
     return [(v, r) for v, r in rows.all()]
 
 
-async def participants(db: AsyncSession, visit_id: str) -> list[ParticipantRow]:
+async def member_rows(db: AsyncSession, visit_id: str) -> list[tuple[Membership, Person, str | None]]:
+    """Every membership of a visit with its person and delegation name, by delegation
+    then name: the one query behind participant lists and scheduling problems."""
     rows = await db.execute(
         select(Membership, Person, Delegation.name)
         .join(Person, Person.id == Membership.person_id)
@@ -42,9 +44,13 @@ async def participants(db: AsyncSession, visit_id: str) -> list[ParticipantRow]:
         .where(Membership.visit_id == visit_id)
         .order_by(Delegation.name, Person.name)
     )
+    return [(m, p, d) for m, p, d in rows.all()]
+
+
+async def participants(db: AsyncSession, visit_id: str) -> list[ParticipantRow]:
     return [
         ParticipantRow(m.id, p.name, m.role, d, p.timezone, list(p.languages or []))
-        for m, p, d in rows.all()
+        for m, p, d in await member_rows(db, visit_id)
     ]
 
 
