@@ -10,10 +10,10 @@ from pathlib import Path
 from aiohttp import web
 from sqlalchemy import text
 
+from server.calendars.http import routes as calendar_routes
 from server.config import Settings
 from server.core.errors import DomainError, ErrorCode
 from server.db.session import make_engine, make_sessionmaker
-from server.calendars.http import routes as calendar_routes
 from server.people.http import routes as people_routes
 from server.realtime.server import Realtime
 from server.room.http import routes as room_routes

@@ -13,9 +13,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.access.policy import Action, decide
-from server.agenda.models import Access, AgendaSession, SessionInvitee, SessionRole, SessionRoleName
+from server.access.roles import Access, Role
+from server.agenda.models import AgendaSession, SessionInvitee, SessionRole, SessionRoleName
 from server.core.errors import forbidden, not_found
-from server.people.models import Membership, Person, Role
+from server.people.models import Membership, Person
 from server.visits.models import Delegation, Visit
 
 

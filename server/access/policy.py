@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from server.agenda.models import Access
-from server.people.models import Role
+from server.access.roles import Access, Role
 
 
 class Action(StrEnum):

@@ -8,7 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.agenda.models import Access, AgendaSession, SessionRole, SessionRoleName
+from server.access.roles import Access
+from server.agenda.models import AgendaSession, SessionRole, SessionRoleName
 from server.audit import service as audit
 from server.core.errors import not_found
 from server.people.models import Membership

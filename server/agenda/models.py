@@ -8,14 +8,9 @@ from enum import StrEnum
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from server.access.roles import Access
 from server.core.ids import new_id
 from server.db.base import Base, UTCDateTime
-
-
-class Access(StrEnum):
-    OPEN = "open"
-    STAKEHOLDER = "stakeholder"
-    CLOSED = "closed"
 
 
 class SessionRoleName(StrEnum):

@@ -10,9 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.access.guard import Actor, chair_ids
 from server.access.policy import Action, decide
-from server.agenda.models import Access, AgendaItem, AgendaSession, SessionInvitee
-from server.agenda.times import LocalTime, local
+from server.access.roles import Access
+from server.agenda.models import AgendaItem, AgendaSession, SessionInvitee
 from server.core.clock import iso_z, utcnow
+from server.core.times import LocalTime, local
 from server.visits.models import Visit
 
 

@@ -18,16 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.access.guard import SessionScope, VisitScope
 from server.access.policy import Action
-from server.agenda.times import local
 from server.calendars import service as calendars
 from server.config import Settings
 from server.core.clock import iso_z
 from server.core.errors import DomainError, ErrorCode, invalid
+from server.core.i18n import pick_language
 from server.core.ids import is_id
+from server.core.times import local
 from server.mail import service as mail
 from server.mail.smtp import smtp_config
 from server.people.models import Person
-from server.web.i18n import pick_language
 from server.web.keys import SESSIONS, SETTINGS
 from server.web.routing import RouteTable
 from server.web.templating import render

@@ -16,8 +16,8 @@ from icalendar import Calendar, Event, vDuration
 
 from server.agenda.models import AgendaItem, AgendaSession
 from server.core.clock import utcnow
+from server.core.i18n import translations
 from server.visits.models import Visit
-from server.web.i18n import translations
 
 PRODID = "-//UNODC//Parley//EN"
 UID_DOMAIN = "parley"

@@ -20,10 +20,11 @@ from server.access.guard import Actor, actor_in_visit
 from server.agenda.service import session_items, visible_sessions
 from server.audit import service as audit
 from server.calendars.ics import FeedContent, build_calendar
+from server.calendars.models import CalendarFeed
 from server.core.clock import utcnow
 from server.core.ids import new_token
 from server.core.security import token_hash
-from server.people.models import CalendarFeed, Membership, Person
+from server.people.models import Membership, Person
 from server.visits.models import Visit, VisitStatus
 
 # Longer than any token we issue (43 characters), short enough to refuse junk early.

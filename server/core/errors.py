@@ -7,7 +7,9 @@ and documented in docs/api.md.
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
+from typing import Any
 
 
 class ErrorCode(StrEnum):
@@ -18,7 +20,8 @@ class ErrorCode(StrEnum):
     CONFLICT = "conflict"  # the state does not allow the action now
     GONE = "gone"  # spent, expired or revoked invitation
     WAITING = "waiting"  # in the lobby: admission pending
-    RATE_LIMITED = "rate_limited"
+    RATE_LIMITED = "rate_limited"  # a limit for this actor or address: retry after ``retry_after`` s
+    UNAVAILABLE = "unavailable"  # the server is overloaded or cannot reach a dependency: retry later
     INTERNAL = "internal"  # never carries details: those go to the server log
 
 
@@ -31,6 +34,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.GONE: 410,
     ErrorCode.WAITING: 409,
     ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.UNAVAILABLE: 503,
     ErrorCode.INTERNAL: 500,
 }
 
@@ -38,17 +42,29 @@ HTTP_STATUS: dict[ErrorCode, int] = {
 class DomainError(Exception):
     """A failure a client can understand and act on."""
 
-    def __init__(self, code: ErrorCode, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        # Seconds until a retry may succeed ("not now" errors: rate_limited, unavailable).
+        self.retry_after = retry_after
 
     @property
     def status(self) -> int:
         return HTTP_STATUS[self.code]
 
-    def as_payload(self) -> dict[str, dict[str, str]]:
-        return {"error": {"code": str(self.code), "message": self.message}}
+    @property
+    def retry_after_header(self) -> str | None:
+        """The HTTP ``Retry-After`` value (whole seconds, at least 1), if any."""
+        if self.retry_after is None:
+            return None
+        return str(max(1, math.ceil(self.retry_after)))
+
+    def as_payload(self) -> dict[str, dict[str, Any]]:
+        body: dict[str, Any] = {"code": str(self.code), "message": self.message}
+        if self.retry_after is not None:
+            body["retry_after"] = max(1, math.ceil(self.retry_after))
+        return {"error": body}
 
 
 def invalid(message: str) -> DomainError:
@@ -65,3 +81,11 @@ def not_found(what: str) -> DomainError:
 
 def conflict(message: str) -> DomainError:
     return DomainError(ErrorCode.CONFLICT, message)
+
+
+def rate_limited(retry_after: float, message: str = "Too many requests; try again shortly.") -> DomainError:
+    return DomainError(ErrorCode.RATE_LIMITED, message, retry_after=retry_after)
+
+
+def unavailable(retry_after: float = 1.0, message: str = "The server is busy; try again shortly.") -> DomainError:
+    return DomainError(ErrorCode.UNAVAILABLE, message, retry_after=retry_after)

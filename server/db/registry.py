@@ -2,10 +2,11 @@
 
 from server.agenda import models as agenda_models
 from server.audit import models as audit_models
+from server.calendars import models as calendar_models
 from server.db.base import Base
 from server.people import models as people_models
 from server.room import models as room_models
 from server.scheduling import models as scheduling_models
 from server.visits import models as visit_models
 
-__all__ = ["Base", "agenda_models", "audit_models", "people_models", "room_models", "scheduling_models", "visit_models"]
+__all__ = ["Base", "agenda_models", "audit_models", "calendar_models", "people_models", "room_models", "scheduling_models", "visit_models"]

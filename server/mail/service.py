@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import formataddr, format_datetime, make_msgid
+from email.utils import format_datetime, formataddr, make_msgid
 
 from babel.dates import format_date
 from sqlalchemy import select
@@ -20,18 +20,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.access.guard import chair_ids
 from server.access.policy import Action, decide
-from server.agenda.models import Access, AgendaItem, AgendaSession, SessionInvitee
-from server.agenda.times import LocalTime, local
+from server.access.roles import Access, Role
+from server.agenda.models import AgendaItem, AgendaSession, SessionInvitee
 from server.audit import service as audit
 from server.calendars.ics import room_url
 from server.core.clock import utcnow
 from server.core.errors import conflict, not_found
+from server.core.i18n import pick_language, translations
+from server.core.times import LocalTime, local
 from server.mail.smtp import SmtpConfig, deliver
-from server.people.models import Membership, Person, Role
+from server.people.models import Membership, Person
 from server.visits import service as visits
 from server.visits.models import Visit
 from server.visits.service import ParticipantRow
-from server.web.i18n import pick_language, translations
 
 Gettext = Callable[[str], str]
 

@@ -7,13 +7,13 @@ from typing import Any
 from aiohttp import web
 
 from server.access.policy import Action
-from server.agenda.times import local
 from server.core.clock import iso_z
 from server.core.errors import DomainError, ErrorCode, invalid
+from server.core.i18n import pick_language
+from server.core.times import local
 from server.people import service as people
 from server.people.models import Person
 from server.web.auth import clear_login_cookie, current_login, set_login_cookie
-from server.web.i18n import pick_language
 from server.web.keys import REALTIME, SESSIONS, SETTINGS
 from server.web.routing import RouteTable
 from server.web.templating import render

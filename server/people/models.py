@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, ForeignKey, String, UniqueConstraint
@@ -12,16 +11,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 from server.core.clock import utcnow
 from server.core.ids import new_id
 from server.db.base import Base, UTCDateTime
-
-
-class Role(StrEnum):
-    SECRETARIAT = "secretariat"
-    EXPERT = "expert"
-    DELEGATE = "delegate"  # the State under review
-    INTERPRETER = "interpreter"
-    STAKEHOLDER = "stakeholder"
-    OBSERVER = "observer"
-
 
 DEFAULT_WORKING_HOURS: dict[str, list[list[str]]] = {
     day: [["09:00", "17:00"]] for day in ("mon", "tue", "wed", "thu", "fri")
@@ -85,29 +74,4 @@ class LoginSession(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-
-class Unavailability(Base):
-    """A time a person cannot attend (hard constraint for the scheduler)."""
-
-    __tablename__ = "unavailability"
-
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    person_id: Mapped[str] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), index=True)
-    start_utc: Mapped[datetime] = mapped_column(UTCDateTime)
-    end_utc: Mapped[datetime] = mapped_column(UTCDateTime)
-    note: Mapped[str] = mapped_column(String(200), default="")
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class CalendarFeed(Base):
-    """A personal iCalendar subscription URL; only the token's hash is stored."""
-
-    __tablename__ = "calendar_feed"
-
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    membership_id: Mapped[str] = mapped_column(ForeignKey("membership.id", ondelete="CASCADE"), index=True)
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

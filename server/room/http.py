@@ -7,12 +7,13 @@ from pydantic import ValidationError
 
 from server.access.guard import SessionScope
 from server.access.policy import Action, decide
+from server.access.roles import Access
 from server.agenda import manage
 from server.agenda import service as agenda
-from server.agenda.models import Access, AgendaSession
+from server.agenda.models import AgendaSession
 from server.core.errors import invalid
+from server.core.i18n import pick_language
 from server.people.models import Person
-from server.web.i18n import pick_language
 from server.web.keys import REALTIME, ROOMS, SESSIONS, SETTINGS
 from server.web.routing import RouteTable
 from server.web.templating import render

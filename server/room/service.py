@@ -16,11 +16,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.access.guard import SessionScope
+from server.access.roles import Role
 from server.agenda.models import AgendaItem
 from server.audit import service as audit
 from server.core.clock import iso_z, utcnow
 from server.core.errors import DomainError, ErrorCode, conflict, invalid, not_found
-from server.people.models import Role
 from server.room.log import SYNC_LIMIT, RoomLog
 from server.room.state import EventType, RoomState
 

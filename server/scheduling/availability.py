@@ -26,7 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from schedules.zones import is_valid_zone, load_zone
 from server.audit import service as audit
 from server.core.errors import invalid, not_found
-from server.people.models import DEFAULT_WORKING_HOURS, Membership, Person, Unavailability
+from server.people.models import DEFAULT_WORKING_HOURS, Membership, Person
+from server.scheduling.models import Unavailability
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _DAY_ALIASES = {

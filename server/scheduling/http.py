@@ -23,12 +23,13 @@ from schedules.zones import zone_names
 from server.access.guard import VisitScope
 from server.access.policy import Action
 from server.agenda import service as agenda
-from server.agenda.times import local
 from server.core.clock import iso_z, utcnow
 from server.core.errors import DomainError, invalid
+from server.core.i18n import pick_language
+from server.core.times import local
 from server.people.models import Person
-from server.scheduling import availability, problem as problems, service, views
-from server.web.i18n import pick_language
+from server.scheduling import availability, service, views
+from server.scheduling import problem as problems
 from server.web.keys import REALTIME, SESSIONS, SETTINGS
 from server.web.routing import RouteTable
 from server.web.templating import render

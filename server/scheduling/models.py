@@ -25,3 +25,16 @@ class ScheduleRun(Base):
     result: Mapped[dict[str, Any]] = mapped_column(JSON)
     accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     accepted_index: Mapped[int | None] = mapped_column(Integer)
+
+
+class Unavailability(Base):
+    """A time a person cannot attend (hard constraint for the scheduler)."""
+
+    __tablename__ = "unavailability"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    person_id: Mapped[str] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), index=True)
+    start_utc: Mapped[datetime] = mapped_column(UTCDateTime)
+    end_utc: Mapped[datetime] = mapped_column(UTCDateTime)
+    note: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

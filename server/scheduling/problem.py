@@ -28,9 +28,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.access.policy import Action, decide
-from server.agenda.models import Access, AgendaSession, SessionInvitee, SessionRole, SessionRoleName
+from server.access.roles import Access, Role
+from server.agenda.models import AgendaSession, SessionInvitee, SessionRole, SessionRoleName
 from server.core.errors import invalid
-from server.people.models import Role, Unavailability
+from server.scheduling.models import Unavailability
 from server.visits import service as visits
 from server.visits.models import Visit
 

@@ -21,7 +21,7 @@ from schedules import ProblemError, parse_problem
 from schedules.prices import KIND_NIGHT, KIND_WORK, CostModel
 from schedules.zones import is_valid_zone
 from server.agenda.models import AgendaSession
-from server.agenda.times import LocalTime, local
+from server.core.times import LocalTime, local
 from server.scheduling import problem as problems
 
 WORK, OUTSIDE, NIGHT, UNKNOWN = "work", "outside", "night", "unknown"

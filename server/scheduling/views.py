@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from server.agenda.models import AgendaSession
-from server.agenda.times import LocalTime, local
+from server.core.times import LocalTime, local
 from server.scheduling import service
 from server.scheduling.models import ScheduleRun
 

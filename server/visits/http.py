@@ -15,10 +15,10 @@ from server.agenda.models import AgendaSession
 from server.audit.models import AuditEntry
 from server.core.clock import iso_z
 from server.core.errors import invalid
+from server.core.i18n import pick_language
 from server.people.models import Person
 from server.scheduling.strip import zone_strip
 from server.visits import service as visits
-from server.web.i18n import pick_language
 from server.web.keys import REALTIME, SESSIONS, SETTINGS
 from server.web.routing import RouteTable
 from server.web.templating import render

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.access.roles import Role
 from server.audit import service as audit
 from server.core.errors import conflict, invalid, not_found
 from server.people import service as people
-from server.people.models import Membership, Person, Role
+from server.people.models import Membership, Person
 from server.visits.models import Delegation, Visit
 
 

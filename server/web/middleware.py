@@ -45,6 +45,13 @@ def _wants_json(request: web.Request) -> bool:
 
 
 def error_response(request: web.Request, err: DomainError) -> web.Response:
+    response = _error_body(request, err)
+    if (retry := err.retry_after_header) is not None:
+        response.headers["Retry-After"] = retry
+    return response
+
+
+def _error_body(request: web.Request, err: DomainError) -> web.Response:
     if _wants_json(request):
         return web.json_response(err.as_payload(), status=err.status)
     from server.web.templating import render

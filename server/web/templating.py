@@ -8,7 +8,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from server.web.i18n import RTL, translations
+from server.core.i18n import RTL, translations
 from server.web.keys import SETTINGS, TEMPLATES
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"

@@ -19,7 +19,8 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from server.agenda.models import Access, AgendaItem, AgendaSession, SessionInvitee, SessionRole, SessionRoleName
+from server.access.roles import Access
+from server.agenda.models import AgendaItem, AgendaSession, SessionInvitee, SessionRole, SessionRoleName
 from server.config import Settings
 from server.core.clock import utcnow
 from server.db.session import make_engine, make_sessionmaker

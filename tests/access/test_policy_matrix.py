@@ -33,9 +33,8 @@ import pytest_asyncio
 import socketio
 
 from server.access.policy import Action, decide
-from server.agenda.models import Access
+from server.access.roles import Access, Role
 from server.app import ROUTE_TABLES, create_app
-from server.people.models import Role
 from server.realtime.server import EVENTS, VISIT_EVENTS
 from tests.access import calls_calendars, calls_scheduling
 from tests.access.matrix_env import FreshSession, MatrixEnv, call, matrix_env, new_idem

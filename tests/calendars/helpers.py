@@ -12,7 +12,8 @@ from icalendar import Calendar, Event
 from sqlalchemy import select
 
 from server.access.guard import Actor, actor_in_visit
-from server.agenda.models import Access, AgendaItem, AgendaSession, SessionInvitee
+from server.access.roles import Access
+from server.agenda.models import AgendaItem, AgendaSession, SessionInvitee
 from server.calendars import service as calendars
 from server.config import Settings
 from server.core.clock import utcnow

@@ -9,11 +9,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from server.access.guard import actor_in_visit
+from server.access.roles import Access, Role
 from server.agenda import service as agenda
-from server.agenda.models import Access, AgendaSession
+from server.agenda.models import AgendaSession
 from server.calendars import service as calendars
 from server.config import Settings
-from server.people.models import Membership, Person, Role
+from server.people.models import Membership, Person
 from server.visits.models import Visit
 from tests.calendars.helpers import (
     actor_of,

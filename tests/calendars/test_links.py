@@ -12,8 +12,8 @@ import aiohttp
 from sqlalchemy import select, update
 
 from server.audit.models import AuditEntry
+from server.calendars.models import CalendarFeed
 from server.core.security import token_hash
-from server.people.models import CalendarFeed
 from server.visits.models import Visit, VisitStatus
 from tests.calendars.helpers import events, feed_token, fetch, fetch_feed, uid
 from tests.conftest import LiveServer, http_client, login

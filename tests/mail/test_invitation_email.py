@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from server.agenda.times import local
 from server.audit.models import AuditEntry
 from server.config import Settings
+from server.core.times import local
 from server.mail.service import when_text
 from server.people.models import Person
 from tests.calendars.helpers import add_session

@@ -5,7 +5,6 @@ ids in URLs are random."""
 from __future__ import annotations
 
 import asyncio
-
 import re
 from datetime import timedelta
 from typing import Any

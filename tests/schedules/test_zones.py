@@ -2,8 +2,7 @@ import importlib.resources
 
 import pytest
 
-from schedules.zones import (UnknownZoneError, is_valid_zone, load_zone, offset_minutes_at, offset_segments,
-                             zone_names)
+from schedules.zones import UnknownZoneError, is_valid_zone, load_zone, offset_minutes_at, offset_segments, zone_names
 from tests.schedules.helpers import utc
 
 

@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from server.audit.models import AuditEntry
-from server.people.models import Person, Unavailability
+from server.people.models import Person
+from server.scheduling.models import Unavailability
 from tests.conftest import LiveServer, http_client
 from tests.fixtures.world import World
 from tests.scheduling.conftest import Cookie

@@ -12,8 +12,9 @@ from sqlalchemy import update
 from schedules import parse_problem
 from server.agenda.models import AgendaSession
 from server.core.errors import DomainError
-from server.people.models import Person, Unavailability
+from server.people.models import Person
 from server.scheduling import problem as problems
+from server.scheduling.models import Unavailability
 from server.visits.models import Visit
 from tests.fixtures.world import World
 from tests.scheduling.conftest import DAY

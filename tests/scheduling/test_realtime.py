@@ -11,7 +11,7 @@ import pytest
 import socketio
 
 from server.access.policy import Action, decide
-from server.people.models import Role
+from server.access.roles import Role
 from server.realtime.server import EVENTS, VISIT_EVENTS
 from tests.conftest import LiveServer, http_client, login, socket_client
 from tests.fixtures.world import World, build_world

@@ -23,7 +23,6 @@ from tests.fixtures.world import World
 from tests.scheduling.conftest import DAY, Cookie, place
 from tests.scheduling.days import iso_date, z
 
-
 WINDOW = {"start": z(DAY - timedelta(days=1)), "end": z(DAY + timedelta(days=3))}
 
 

@@ -1,0 +1,59 @@
+"""One keyed lock for the whole code base.
+
+``KeyedLock`` serialises work per key inside one process (a room, an audit chain, a
+visit) and forgets a key's lock as soon as nobody holds or waits for it, so the map
+never grows with the number of keys ever used. Cross-process exclusion (PostgreSQL
+advisory locks) is taken *inside* it, always in this order: keyed lock, then the
+database. Callers must not hold a pooled connection while they wait for a keyed lock
+(take the lock first, then open the database session), so that no lock waits on
+the pool while the pool waits on the lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Hashable
+from contextlib import asynccontextmanager
+
+from server.core.errors import unavailable
+
+
+class KeyedLock:
+    def __init__(self, name: str = "lock") -> None:
+        self.name = name
+        self._locks: dict[Hashable, tuple[asyncio.Lock, int]] = {}
+
+    def waiting(self, key: Hashable) -> int:
+        """How many holders and waiters a key has (0 when it is free)."""
+        entry = self._locks.get(key)
+        return entry[1] if entry else 0
+
+    @asynccontextmanager
+    async def hold(self, key: Hashable, *, timeout: float | None = None) -> AsyncIterator[None]:
+        """Hold ``key``'s lock. With ``timeout``, give up waiting with ``unavailable``
+        (a "retry later" answer) instead of queueing without end."""
+        lock, users = self._locks.get(key, (None, 0))
+        if lock is None:
+            lock = asyncio.Lock()
+        self._locks[key] = (lock, users + 1)
+        try:
+            if timeout is None:
+                await lock.acquire()
+            else:
+                try:
+                    await asyncio.wait_for(lock.acquire(), timeout)
+                except TimeoutError:
+                    raise unavailable(1.0, "This room is busy; try again in a moment.") from None
+            try:
+                yield
+            finally:
+                lock.release()
+        finally:
+            current, count = self._locks[key]
+            if count <= 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (current, count - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
