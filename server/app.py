@@ -10,32 +10,46 @@ from pathlib import Path
 from aiohttp import web
 from sqlalchemy import text
 
+from server.agenda.http import routes as agenda_routes
 from server.calendars.http import routes as calendar_routes
 from server.config import Settings
 from server.core.errors import DomainError, ErrorCode
+from server.core.events import EventBus
+from server.core.ids import new_id
 from server.db.session import make_engine, make_sessionmaker
+from server.mail.http import routes as mail_routes
 from server.people.http import routes as people_routes
+from server.realtime.emitter import Emitter
 from server.realtime.server import Realtime
 from server.room.http import routes as room_routes
 from server.room.log import RoomLog
 from server.room.maintenance import close_stale_connections
 from server.room.service import RoomService
 from server.scheduling.http import routes as scheduling_routes
+from server.services import Services
 from server.visits.http import routes as visit_routes
 from server.web import middleware
-from server.web.keys import ENGINE, REALTIME, ROOMS, SESSIONS, SETTINGS, TEMPLATES
+from server.web.keys import BUS, ENGINE, REALTIME, ROOMS, SESSIONS, SETTINGS, TEMPLATES
 from server.web.routing import RouteTable
 from server.web.templating import make_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENT_DIR = ROOT / "client_web"
 # How soon a login revoked through another process disconnects this one's sockets.
-LOGIN_SWEEP_SECONDS = 10.0
+LOGIN_SWEEP_SECONDS = 1.0
+# How often room members hear the last committed seq of their room (catch-up beacon).
+BEACON_SECONDS = 10.0
+# /healthz fails when the database does not answer in this time, or a room lock has
+# been held this long (a stuck holder stalls its room on every process).
+HEALTH_DB_SECONDS = 2.0
+HEALTH_LOCK_SECONDS = 15.0
 ROUTE_TABLES: tuple[RouteTable, ...] = (
     people_routes,
     visit_routes,
     room_routes,
+    agenda_routes,
     calendar_routes,
+    mail_routes,
     scheduling_routes,
 )
 # Browser libraries installed from npm and served by Parley itself (no CDN).
@@ -46,12 +60,21 @@ VENDOR_FILES = {
 
 
 async def healthz(request: web.Request) -> web.Response:
-    try:
+    """200 when this process can reach its database and no room lock is stuck;
+    else 503 ``unavailable`` (a load balancer takes the process out of rotation)."""
+
+    async def ping() -> None:
         async with request.app[ENGINE].connect() as conn:
             await conn.execute(text("SELECT 1"))
+
+    try:
+        await asyncio.wait_for(ping(), HEALTH_DB_SECONDS)
     except Exception:
-        raise DomainError(ErrorCode.INTERNAL, "The database is not reachable.") from None
-    return web.json_response({"status": "ok", "database": "ok"})
+        raise DomainError(ErrorCode.UNAVAILABLE, "The database is not reachable.", retry_after=5) from None
+    stuck = request.app[ROOMS].log.locks.oldest_hold()
+    if stuck is not None and stuck > HEALTH_LOCK_SECONDS:
+        raise DomainError(ErrorCode.UNAVAILABLE, "A room lock is stuck.", retry_after=5)
+    return web.json_response({"status": "ok", "database": "ok", "locks": "ok"})
 
 
 async def vendor(request: web.Request) -> web.StreamResponse:
@@ -68,13 +91,17 @@ def create_app(settings: Settings) -> web.Application:
     )
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
-    rooms = RoomService(RoomLog())
+    rooms = RoomService(RoomLog(sessions))
+    bus = EventBus()
+    services = Services(settings=settings, sessions=sessions, bus=bus, rooms=rooms)
     app[SETTINGS] = settings
     app[ENGINE] = engine
     app[SESSIONS] = sessions
     app[ROOMS] = rooms
+    app[BUS] = bus
     app[TEMPLATES] = make_environment()
-    realtime = Realtime(settings, sessions, rooms)
+    realtime = Realtime(services, process_id=new_id())
+    Emitter(realtime).install(bus)
     app[REALTIME] = realtime
     realtime.sio.attach(app)
 
@@ -84,8 +111,7 @@ def create_app(settings: Settings) -> web.Application:
 
     async def housekeeping(app: web.Application) -> None:
         if settings.redis_url is None:
-            async with sessions() as db:
-                await close_stale_connections(db, rooms.log)
+            await close_stale_connections(rooms.log)
 
     async def close_connections(app: web.Application) -> None:
         # A graceful stop closes every Socket.IO connection while the database is still
@@ -93,17 +119,23 @@ def create_app(settings: Settings) -> web.Application:
         if realtime.sio.eio.sockets:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(realtime.sio.eio.disconnect(), timeout=5)
-        await realtime.end_logins(set(realtime.logins.values()))
+        for sid in list(realtime.sockets):
+            await realtime.sio.disconnect(sid)
 
-    async def login_sweeper(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(realtime.run_sweeper(LOGIN_SWEEP_SECONDS))
+    async def background(app: web.Application) -> AsyncIterator[None]:
+        tasks = [
+            asyncio.create_task(realtime.run_sweeper(LOGIN_SWEEP_SECONDS)),
+            asyncio.create_task(realtime.run_beacons(BEACON_SECONDS)),
+        ]
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     app.cleanup_ctx.append(dispose_engine)
-    app.cleanup_ctx.append(login_sweeper)
+    app.cleanup_ctx.append(background)
     app.on_startup.append(housekeeping)
     app.on_shutdown.append(close_connections)
     app.router.add_get("/healthz", healthz)

@@ -118,9 +118,26 @@ async def chair_ids(db: AsyncSession, session: AgendaSession) -> set[str]:
 async def session_scope(
     db: AsyncSession, person: Person, session_id: str, action: Action
 ) -> SessionScope:
-    """Two round trips on the hot path of every room event: the session with the
-    actor's membership, visit and delegation; then its named chairs (and the invitee
-    list, only for stakeholders)."""
+    """The actor's scope in a session, authorised for ``action``."""
+    scope = await resolve_session(db, person, session_id)
+    authorize(scope, action)
+    return scope
+
+
+def authorize(scope: SessionScope, action: Action) -> None:
+    """Ask the policy (pure: no database). ``forbidden`` when it says no."""
+    if not decide(
+        action, scope.actor.role, Access(scope.session.access),
+        is_chair=scope.is_chair, is_invited=scope.is_invited,
+    ):
+        raise forbidden()
+
+
+async def resolve_session(db: AsyncSession, person: Person, session_id: str) -> SessionScope:
+    """Who the person is in a session they may see (else ``not_found``). Two round
+    trips: the session with the actor's membership, visit and delegation; then its
+    named chairs (and the invitee list, only for stakeholders). The realtime layer
+    caches the result per socket (checked against the visit's access version)."""
     if not isinstance(session_id, str) or len(session_id) > 64:
         raise not_found("Session")
     row = (
@@ -162,6 +179,4 @@ async def session_scope(
     # Someone who may not even see the session is told it does not exist.
     if not decide(Action.SESSION_VIEW, actor.role, access, is_chair=is_chair, is_invited=is_invited):
         raise not_found("Session")
-    if not decide(action, actor.role, access, is_chair=is_chair, is_invited=is_invited):
-        raise forbidden()
     return SessionScope(actor, visit, session, is_chair, is_invited)

@@ -8,6 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.access import facts
+from server.access.facts import AccessChanged
 from server.access.roles import Access
 from server.agenda.models import AgendaSession, SessionRole, SessionRoleName
 from server.audit import service as audit
@@ -27,7 +29,9 @@ class SessionChanges(BaseModel):
 
 async def change_session(
     db: AsyncSession, session: AgendaSession, changes: SessionChanges, *, actor_person_id: str
-) -> AgendaSession:
+) -> AccessChanged:
+    """Apply the changes (flushed; the caller commits) and raise the visit's access
+    version. Returns the news: this session's room must be emptied."""
     record: dict[str, object] = {}
     if changes.access is not None and changes.access != session.access:
         record["access"] = {"from": session.access, "to": str(changes.access)}
@@ -51,8 +55,9 @@ async def change_session(
             db, "session.changed", actor_person_id=actor_person_id, visit_id=session.visit_id,
             subject=session.id, data=record,
         )
-    await db.commit()
-    return session
+        await facts.bump(db, session.visit_id)
+    await db.flush()
+    return AccessChanged(session.visit_id, (session.id,))
 
 
 async def named_chairs(db: AsyncSession, session_id: str) -> list[str]:

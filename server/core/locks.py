@@ -12,6 +12,7 @@ the pool while the pool waits on the lock.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Hashable
 from contextlib import asynccontextmanager
 
@@ -22,6 +23,7 @@ class KeyedLock:
     def __init__(self, name: str = "lock") -> None:
         self.name = name
         self._locks: dict[Hashable, tuple[asyncio.Lock, int]] = {}
+        self._held_since: dict[Hashable, float] = {}
 
     def waiting(self, key: Hashable) -> int:
         """How many holders and waiters a key has (0 when it is free)."""
@@ -44,9 +46,11 @@ class KeyedLock:
                     await asyncio.wait_for(lock.acquire(), timeout)
                 except TimeoutError:
                     raise unavailable(1.0, "This room is busy; try again in a moment.") from None
+            self._held_since[key] = time.monotonic()
             try:
                 yield
             finally:
+                self._held_since.pop(key, None)
                 lock.release()
         finally:
             current, count = self._locks[key]
@@ -54,6 +58,12 @@ class KeyedLock:
                 del self._locks[key]
             else:
                 self._locks[key] = (current, count - 1)
+
+    def oldest_hold(self) -> float | None:
+        """Seconds the longest current holder has held its key (None when none is held)."""
+        if not self._held_since:
+            return None
+        return time.monotonic() - min(self._held_since.values())
 
     def __len__(self) -> int:
         return len(self._locks)

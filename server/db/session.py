@@ -7,11 +7,16 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+POOL_TIMEOUT_SECONDS = 5.0
+SQLITE_BUSY_SECONDS = 5.0
+
 
 def make_engine(url: str) -> AsyncEngine:
-    kwargs: dict[str, Any] = {}
+    # Nothing waits without end: a request that cannot get a connection, a lock or an
+    # answer in time fails with "unavailable" (retry later) instead of piling up.
+    kwargs: dict[str, Any] = {"pool_timeout": POOL_TIMEOUT_SECONDS}
     if url.startswith("sqlite"):
-        kwargs["connect_args"] = {"timeout": 30}
+        kwargs["connect_args"] = {"timeout": SQLITE_BUSY_SECONDS}
         # A fixed pool: overflow connections (each an aiosqlite thread) opened and
         # closed under load cost CPU exactly when the server is behind.
         kwargs["pool_size"] = 15
@@ -20,6 +25,20 @@ def make_engine(url: str) -> AsyncEngine:
         kwargs["pool_size"] = 10
         kwargs["max_overflow"] = 20
         kwargs["pool_pre_ping"] = True
+        kwargs["connect_args"] = {
+            "command_timeout": 30,
+            "timeout": 10,  # connecting
+            "server_settings": {
+                "statement_timeout": "15000",
+                "lock_timeout": "5000",
+                "idle_in_transaction_session_timeout": "30000",
+                # Notice a dead peer in about a minute, not the kernel's 2 hours.
+                "tcp_keepalives_idle": "30",
+                "tcp_keepalives_interval": "10",
+                "tcp_keepalives_count": "3",
+                "application_name": "parley",
+            },
+        }
     engine = create_async_engine(url, **kwargs)
     if url.startswith("sqlite"):
         _tune_sqlite(engine)
@@ -35,7 +54,7 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_SECONDS * 1000)}")
         cursor.close()
 
 

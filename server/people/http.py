@@ -14,7 +14,8 @@ from server.core.times import local
 from server.people import service as people
 from server.people.models import Person
 from server.web.auth import clear_login_cookie, current_login, set_login_cookie
-from server.web.keys import REALTIME, SESSIONS, SETTINGS
+from server.web.bus import publish
+from server.web.keys import SESSIONS, SETTINGS
 from server.web.routing import RouteTable
 from server.web.templating import render
 
@@ -103,7 +104,7 @@ async def logout(request: web.Request, _: Any) -> web.StreamResponse:
         async with request.app[SESSIONS]() as db:
             await people.revoke_login(db, found[0].id, found[1].id)
             await db.commit()
-        await request.app[REALTIME].end_logins({found[1].id})
+        await publish(request, people.LoginsEnded(frozenset({found[1].id})))
     response = see_other("/login")
     clear_login_cookie(response)
     return response
@@ -144,7 +145,7 @@ async def revoke(request: web.Request, person: Person) -> web.StreamResponse:
     async with request.app[SESSIONS]() as db:
         await people.revoke_login(db, person.id, login_id)
         await db.commit()
-    await request.app[REALTIME].end_logins({login_id})
+    await publish(request, people.LoginsEnded(frozenset({login_id})))
     return web.json_response({"ok": True})
 
 
@@ -168,5 +169,5 @@ async def revoke_from_page(request: web.Request, person: Person) -> web.StreamRe
     async with request.app[SESSIONS]() as db:
         await people.revoke_login(db, person.id, request.match_info["login_id"][:64])
         await db.commit()
-    await request.app[REALTIME].end_logins({request.match_info["login_id"][:64]})
+    await publish(request, people.LoginsEnded(frozenset({request.match_info["login_id"][:64]})))
     raise web.HTTPSeeOther("/me")

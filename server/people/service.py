@@ -8,15 +8,16 @@ session. The cookie carries only that session's own random token.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.audit import service as audit
 from server.core.clock import utcnow
 from server.core.errors import DomainError, ErrorCode, invalid, not_found
+from server.core.events import DomainEvent
 from server.core.ids import new_token
 from server.core.security import hash_password, token_hash, verify_password
 from server.people.models import Invitation, LoginSession, Membership, Person
@@ -297,3 +298,54 @@ async def valid_login_ids(db: AsyncSession, login_ids: set[str]) -> set[str]:
         and (expires_at is None or expires_at > now)
         and status != VisitStatus.ARCHIVED
     }
+
+
+async def ended_login_ids(db: AsyncSession, login_ids: set[str], *, since_epoch: float) -> set[str]:
+    """Which of these logins were revoked, or expired, since ``since_epoch`` (a cheap
+    query for the once-a-second sweep; the full check is ``valid_login_ids``)."""
+    if not login_ids:
+        return set()
+    since = datetime.fromtimestamp(since_epoch, UTC)
+    now = utcnow()
+    rows = await db.execute(
+        select(LoginSession.id).where(
+            LoginSession.id.in_(login_ids),
+            or_(
+                LoginSession.revoked_at >= since,
+                (LoginSession.expires_at >= since) & (LoginSession.expires_at <= now),
+            ),
+        )
+    )
+    return set(rows.scalars())
+
+
+async def login_and_version(db: AsyncSession, login_id: str, visit_id: str) -> tuple[bool, int]:
+    """One round trip for a socket's cached scope: is its login still valid, and what
+    is the visit's access version now."""
+    row = (
+        await db.execute(
+            select(
+                select(LoginSession.revoked_at).where(LoginSession.id == login_id).scalar_subquery(),
+                select(LoginSession.expires_at).where(LoginSession.id == login_id).scalar_subquery(),
+                select(func.count()).select_from(LoginSession).where(LoginSession.id == login_id).scalar_subquery(),
+                select(Visit.access_version).where(Visit.id == visit_id).scalar_subquery(),
+                select(Visit.status).where(Visit.id == visit_id).scalar_subquery(),
+            )
+        )
+    ).one()
+    revoked_at, expires_at, exists, version, status = row
+    valid = (
+        bool(exists)
+        and revoked_at is None
+        and (expires_at is None or expires_at > utcnow())
+        and status != VisitStatus.ARCHIVED
+    )
+    return valid, int(version or 0)
+
+
+@dataclass(frozen=True)
+class LoginsEnded(DomainEvent):
+    """Logins were revoked or ended: their open sockets are cut (at once on this
+    process; other processes' sweeps see it within a second)."""
+
+    login_ids: frozenset[str]

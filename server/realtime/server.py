@@ -1,115 +1,72 @@
-"""The Socket.IO layer: authenticated connect, typed event registry, acknowledgements.
+"""The Socket.IO transport: connect and authenticate, validate, authorise, dispatch.
 
-Each event is declared once with the policy action it needs and the pydantic model
-of its payload; the wrapper validates, authorises through the access guard, calls
-the room service, broadcasts what the service committed, and returns
-``{"ok": true, ...}`` or ``{"error": {"code", "message"}}``. Nothing else in the
-code base talks to python-socketio.
+Nothing else in the code base talks to python-socketio for incoming traffic; the
+emitter (``realtime/emitter.py``) is the only place that sends. Every incoming
+event goes through one dispatcher:
 
-``EVENTS`` are about one agenda session (their payload names it, and the policy
-matrix walks them); ``VISIT_EVENTS`` are about a whole visit (``visit.watch``) and
-are authorised with ``visit_scope`` instead.
+1. the packet must decode and name a registered event (reserved lifecycle names,
+   malformed JSON, ``42[]`` and ``42{}`` are answered ``invalid``, one log line);
+2. the payload must validate against the event's pydantic model;
+3. the socket's login must grant the visit, and the policy must allow the action
+   (session scopes are cached per socket and re-checked against the visit's access
+   version at most every ``SCOPE_FRESH_SECONDS``);
+4. the handler runs (its service commits) and its committed news is published on the
+   bus, which broadcasts it.
+
+Per-socket state lives in ``self.sockets`` and changes only on the real engine-level
+connect and disconnect, never because of anything a client sends.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import re
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from http.cookies import SimpleCookie
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from dataclasses import dataclass, field
+from http.cookies import CookieError, SimpleCookie
+from typing import Any
 
 import socketio
-from pydantic import BaseModel, ConfigDict, ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import select
 
-from server.access.guard import SessionScope, VisitScope, session_scope, visit_scope
-from server.access.policy import Action
-from server.config import Settings
-from server.core.errors import DomainError, ErrorCode, invalid
+from server.access import facts
+from server.access.guard import SessionScope, VisitScope, authorize, resolve_session, visit_scope
+from server.agenda.models import AgendaSession
+from server.core.errors import DomainError, ErrorCode, invalid, not_found, unavailable
+from server.db.errors import as_domain_error
 from server.people import service as people
-from server.people.models import Person
-from server.room import schemas
-from server.room.service import Outcome, RoomService
-
-if TYPE_CHECKING:
-    from server.scheduling.service import AgendaChanged
+from server.people.models import LoginSession
+from server.realtime.names import room_name
+from server.realtime.registry import RESERVED, Call, EventSpec, Kind, Link, load_all
+from server.services import Services
 
 log = logging.getLogger("parley.realtime")
 COOKIE_NAME = "parley_session"
+# How long a socket's cached session scope is used without asking the database.
+SCOPE_FRESH_SECONDS = 2.0
+# Events in flight in this process beyond which new ones are shed with "unavailable".
+MAX_IN_FLIGHT = 2000
+_ACK_ID = re.compile(r"^2(?:\d+-)?(?:/[^,]*,)?(\d+)")
 
-
-def room_name(session_id: str) -> str:
-    return f"s:{session_id}"
-
-
-def lobby_name(session_id: str, membership_id: str) -> str:
-    return f"w:{session_id}:{membership_id}"
-
-
-def visit_room(visit_id: str) -> str:
-    return f"v:{visit_id}"
-
-
-def member_room(visit_id: str, membership_id: str) -> str:
-    """One member's sockets watching a visit: news filtered to what they may see."""
-    return f"v:{visit_id}:m:{membership_id}"
-
-
-@dataclass(frozen=True)
-class EventContext:
-    sid: str
-    db: AsyncSession
-    scope: SessionScope
-    payload: Any
-
-
-Handler = Callable[["Realtime", EventContext], Awaitable[Outcome | dict[str, Any]]]
-VisitHandler = Callable[["Realtime", str, VisitScope, Any], Awaitable[dict[str, Any]]]
-H = TypeVar("H")
-
-
-@dataclass(frozen=True)
-class Spec(Generic[H]):
-    """An event: its name, the policy action it needs, its payload model, its handler."""
-
-    name: str
-    action: Action
-    model: type[BaseModel]
-    handler: H
-
-
-EventSpec = Spec[Handler]
-VisitEventSpec = Spec[VisitHandler]
-# Session-scoped events (the policy matrix walks them) and visit-wide ones.
+# The policy matrix and docs walk these (every event is declared in a domain's events.py).
 EVENTS: dict[str, EventSpec] = {}
-VISIT_EVENTS: dict[str, VisitEventSpec] = {}
+VISIT_EVENTS: dict[str, EventSpec] = {}
 
 
-def _registrar(registry: dict[str, Spec[H]]) -> Callable[[str, Action, type[BaseModel]], Callable[[H], H]]:
-    def declare(name: str, action: Action, model: type[BaseModel]) -> Callable[[H], H]:
-        def register(handler: H) -> H:
-            registry[name] = Spec(name, action, model, handler)
-            return handler
-
-        return register
-
-    return declare
+def _load_registry() -> None:
+    for name, spec in load_all().items():
+        (EVENTS if spec.kind is Kind.SESSION else VISIT_EVENTS)[name] = spec
 
 
-event = _registrar(EVENTS)
-visit_event = _registrar(VISIT_EVENTS)
+_load_registry()
 
 
-class VisitRef(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-    visit_id: schemas.Id
-
-
-def _error(err: DomainError) -> dict[str, Any]:
-    return err.as_payload()
+def _internal() -> DomainError:
+    return DomainError(ErrorCode.INTERNAL, "Something went wrong; nothing was changed.")
 
 
 def _refused(code: ErrorCode, message: str) -> socketio.exceptions.ConnectionRefusedError:
@@ -125,277 +82,351 @@ def _parse(model: type[BaseModel], args: tuple[Any, ...]) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise invalid(_describe(exc)) from None
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "payload"
+        raise invalid(f"{where}: {first['msg']}") from None
 
 
-def _describe(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "payload"
-    return f"{where}: {first['msg']}"
+def _tokens(environ: dict[str, Any]) -> str | None:
+    cookie: SimpleCookie = SimpleCookie()
+    try:
+        cookie.load(environ.get("HTTP_COOKIE", ""))
+    except CookieError:
+        return None
+    return cookie[COOKIE_NAME].value if COOKIE_NAME in cookie else None
+
+
+@dataclass(frozen=True)
+class LoginRef:
+    id: str
+    person_id: str
+    visit_id: str | None
+    via: str
+
+    def grants(self, visit_id: str) -> bool:
+        """An invitation login grants only its own visit; a credential the person set
+        up themselves (password) spans their visits."""
+        return self.via == "password" or self.visit_id == visit_id
+
+
+@dataclass
+class CachedScope:
+    scope: SessionScope
+    login_id: str
+    version: int
+    checked: float
+    generation: int
+
+
+@dataclass
+class Sock:
+    """What this process knows of one connected socket."""
+
+    sid: str
+    conn: str
+    logins: tuple[LoginRef, ...]
+    rooms: dict[str, str] = field(default_factory=dict)  # session -> membership
+    scopes: dict[str, CachedScope] = field(default_factory=dict)
+
+    def login_for(self, visit_id: str) -> LoginRef | None:
+        bound = [ref for ref in self.logins if ref.via != "password" and ref.visit_id == visit_id]
+        spanning = [ref for ref in self.logins if ref.via == "password"]
+        return (bound or spanning or [None])[0]
+
+
+class _Link(Link):
+    def __init__(self, rt: Realtime, sock: Sock) -> None:
+        self.rt = rt
+        self.sock = sock
+
+    async def enter(self, room: str) -> None:
+        await self.rt.sio.enter_room(self.sock.sid, room)
+
+    async def leave(self, room: str) -> None:
+        await self.rt.sio.leave_room(self.sock.sid, room)
+
+    def remember_room(self, session_id: str, membership_id: str) -> None:
+        self.sock.rooms[session_id] = membership_id
+
+    def forget_room(self, session_id: str) -> None:
+        self.sock.rooms.pop(session_id, None)
+
+
+class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
+    """python-socketio's server with its packet entry guarded.
+
+    python-socketio hands a client event literally named "connect" or "disconnect" to
+    the lifecycle handlers, and lets undecodable packets escape as tracebacks without
+    an answer. Both entry points are overridden here (tests/realtime/test_packets.py
+    fails if an upgrade changes them)."""
+
+    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        try:
+            await super()._handle_eio_message(eio_sid, data)
+        except (ValueError, TypeError, KeyError, IndexError, RecursionError) as exc:
+            log.warning("unreadable packet from %s: %s", eio_sid, type(exc).__name__)
+            await self._answer(eio_sid, data, invalid("packet: not a valid Socket.IO event."))
+
+    async def _handle_event(self, eio_sid: str, namespace: str | None, id: int | None, data: Any) -> None:
+        if not isinstance(data, list) or not data or not isinstance(data[0], str):
+            raise ValueError("event packet without a name")
+        if data[0] in RESERVED:
+            log.warning("reserved event name %r sent by %s", data[0], eio_sid)
+            if id is not None:
+                await self.eio.send(eio_sid, "3" + str(id) + json.dumps([invalid("event: this name is reserved.").as_payload()]))
+            return
+        await super()._handle_event(eio_sid, namespace, id, data)
+
+    async def _answer(self, eio_sid: str, data: Any, err: DomainError) -> None:
+        if not isinstance(data, str):
+            return
+        found = _ACK_ID.match(data)
+        if found is None:
+            return
+        try:
+            await self.eio.send(eio_sid, "3" + found.group(1) + json.dumps([err.as_payload()]))
+        except Exception:  # the socket may be gone already
+            log.debug("could not answer %s", eio_sid)
 
 
 class Realtime:
     def __init__(
-        self, settings: Settings, sessions: async_sessionmaker[AsyncSession], rooms: RoomService
+        self,
+        services: Services,
+        *,
+        process_id: str,
+        client_manager: Any = None,
     ) -> None:
-        self.settings = settings
-        self.sessions = sessions
-        self.rooms = rooms
-        manager = (
-            socketio.AsyncRedisManager(settings.redis_url) if settings.redis_url else None
-        )
-        self.sio = socketio.AsyncServer(
+        self.services = services
+        self.settings = services.settings
+        self.sessions = services.sessions
+        self.process_id = process_id
+        self.sio = GuardedServer(
             async_mode="aiohttp",
-            cors_allowed_origins=list(settings.allowed_origins),
-            client_manager=manager,
+            cors_allowed_origins=list(self.settings.allowed_origins),
+            client_manager=client_manager,
             max_http_buffer_size=64 * 1024,
             logger=False,
             engineio_logger=False,
         )
-        self.logins: dict[str, str] = {}  # this process's sockets -> login session id
+        self.sockets: dict[str, Sock] = {}
+        self.generation = 0  # raised to drop every cached scope (after a message-queue gap)
+        self.in_flight = 0
+        self._swept_at = time.time()
         self.sio.on("connect", self._connect)
         self.sio.on("disconnect", self._disconnect)
-        for spec in EVENTS.values():
+        for spec in (*EVENTS.values(), *VISIT_EVENTS.values()):
             self.sio.on(spec.name, self._dispatcher(spec))
-        for visit_spec in VISIT_EVENTS.values():
-            self.sio.on(visit_spec.name, self._visit_dispatcher(visit_spec))
         self.sio.on("*", self._unknown)
 
+    # ---- lifecycle ----------------------------------------------------------------
+
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        origin = environ.get("HTTP_ORIGIN")
-        if origin not in self.settings.allowed_origins:
+        if sid in self.sockets:  # never twice for one socket
+            raise _refused(ErrorCode.INVALID, "Already connected.")
+        if environ.get("HTTP_ORIGIN") not in self.settings.allowed_origins:
             raise _refused(ErrorCode.FORBIDDEN, "This origin is not allowed.")
-        cookie = SimpleCookie()
-        cookie.load(environ.get("HTTP_COOKIE", ""))
-        token = cookie[COOKIE_NAME].value if COOKIE_NAME in cookie else None
-        async with self.sessions() as db:
-            found = await people.resolve_login(db, self.settings.secret_key, token)
-        if found is None:
+        try:
+            async with self.sessions() as db:
+                logins = await self._resolve_logins(db, _tokens(environ))
+        except Exception as exc:
+            err = as_domain_error(exc)
+            if err is None:
+                log.exception("connect failed")
+                err = _internal()
+            raise _refused(err.code, err.message) from None
+        if not logins:
             raise _refused(ErrorCode.UNAUTHENTICATED, "Open your invitation link to sign in.")
-        person, login = found
-        await self.sio.save_session(sid, {"login_id": login.id, "rooms": {}})
-        self.logins[sid] = login.id
+        self.sockets[sid] = Sock(sid, f"{self.process_id}:{sid}", logins)
+
+    async def _resolve_logins(self, db: Any, value: str | None) -> tuple[LoginRef, ...]:
+        found = await people.resolve_login(db, self.settings.secret_key, value)
+        if found is None:
+            return ()
+        _person, login = found
+        return (_ref(login),)
 
     async def _disconnect(self, sid: str, *_: Any) -> None:
-        saved = await self.sio.get_session(sid)
-        self.logins.pop(sid, None)
-        for session_id, membership_id in dict(saved.get("rooms", {})).items():
+        sock = self.sockets.pop(sid, None)
+        if sock is None:
+            return
+        for session_id, membership_id in list(sock.rooms.items()):
             try:
-                async with self.sessions() as db:
-                    await self._broadcast(await self.rooms.leave(db, session_id, membership_id, sid), session_id)
+                out = await self.services.rooms.leave(session_id, membership_id, sock.conn)
+                await self.services.bus.publish(*out.news)
             except Exception:  # a failed leave must not stop the others
-                log.exception("leave failed for %s in %s", sid, session_id)
-
-    async def reset_rooms(self, session_ids: list[str]) -> None:
-        """After an access, chair or role change: empty these rooms on every process.
-
-        Sockets already in a room would otherwise keep receiving its broadcasts under
-        the old rules; each client is told to join again, which asks the policy anew.
-        """
-        for session_id in session_ids:
-            await self.sio.emit("room.reset", {"session_id": session_id}, room=room_name(session_id))
-            await self.sio.close_room(room_name(session_id))
+                log.warning("leave failed for %s in %s", sid, session_id, exc_info=True)
 
     async def end_logins(self, login_ids: set[str]) -> None:
-        """Disconnect this process's sockets of logins that ended (revoked, expired)."""
-        for sid, login_id in list(self.logins.items()):
-            if login_id in login_ids:
+        """Disconnect this process's sockets that hold a login that ended."""
+        for sid, sock in list(self.sockets.items()):
+            if any(ref.id in login_ids for ref in sock.logins):
                 await self.sio.disconnect(sid)
 
-    async def sweep(self) -> None:
-        """Disconnect local sockets whose login is no longer valid. A revocation made
-        through another process reaches this one at the next sweep."""
-        if not self.logins:
-            return
-        async with self.sessions() as db:
-            valid = await people.valid_login_ids(db, set(self.logins.values()))
-        await self.end_logins(set(self.logins.values()) - valid)
+    async def sweep(self, full: bool = False) -> None:
+        """Disconnect local sockets whose login ended through another process.
 
-    async def run_sweeper(self, interval: float) -> None:
+        The quick sweep asks only for logins revoked or expired since the last sweep
+        (cheap, so it runs every second); the full one re-checks every local login
+        (archived visits). Sockets that connect while the query runs are not in the
+        snapshot it judges, so they are never mistaken for ended ones."""
+        snapshot = {sid: {ref.id for ref in sock.logins} for sid, sock in self.sockets.items()}
+        if not snapshot:
+            self._swept_at = time.time()
+            return
+        ids = set().union(*snapshot.values())
+        started = time.time()
+        async with self.sessions() as db:
+            if full:
+                ended = ids - await people.valid_login_ids(db, ids)
+            else:
+                ended = await people.ended_login_ids(db, ids, since_epoch=self._swept_at - 1)
+        self._swept_at = started
+        for sid, held in snapshot.items():
+            if held & ended and sid in self.sockets:
+                await self.sio.disconnect(sid)
+
+    async def run_sweeper(self, interval: float, full_every: int = 30) -> None:
+        rounds = 0
         while True:
             await asyncio.sleep(interval)
+            rounds += 1
             try:
-                await self.sweep()
+                await self.sweep(full=rounds % full_every == 0)
             except Exception:
-                log.exception("login sweep failed")
+                log.warning("login sweep failed", exc_info=True)
+
+    # ---- dispatch -----------------------------------------------------------------
 
     async def _unknown(self, event: str, sid: str, *_: Any) -> dict[str, Any]:
         # Answered, so a client calling an event this server lacks does not wait forever.
-        return _error(invalid("event: no such event."))
-
-    async def _person(self, db: AsyncSession, sid: str) -> Person:
-        """The socket's person, re-checked on every event (a login can end at any time)."""
-        saved = await self.sio.get_session(sid)
-        person = await people.active_person(db, saved["login_id"])
-        if person is None:
-            raise DomainError(ErrorCode.UNAUTHENTICATED, "Your login has ended.")
-        return person
+        return invalid("event: no such event.").as_payload()
 
     def _dispatcher(self, spec: EventSpec) -> Callable[..., Awaitable[dict[str, Any]]]:
         async def dispatch(sid: str, *args: Any) -> dict[str, Any]:
+            if self.in_flight >= MAX_IN_FLIGHT:
+                return unavailable(1.0).as_payload()
+            self.in_flight += 1
             try:
-                payload = _parse(spec.model, args)
-                async with self.sessions() as db:
-                    person = await self._person(db, sid)
-                    scope = await session_scope(db, person, payload.session_id, spec.action)  # type: ignore[attr-defined]
-                    result = await spec.handler(self, EventContext(sid, db, scope, payload))
-                if isinstance(result, Outcome):
-                    await self._broadcast(result, scope.session.id)
-                    return {"ok": True, **result.ack}
-                return {"ok": True, **result}
-            except DomainError as err:
-                return _error(err)
-            except Exception:
-                log.exception("event %s failed", spec.name)
-                return _error(DomainError(ErrorCode.INTERNAL, "Something went wrong; nothing was changed."))
+                return await self._run(spec, sid, args)
+            finally:
+                self.in_flight -= 1
 
         return dispatch
 
-    def _visit_dispatcher(self, spec: VisitEventSpec) -> Callable[..., Awaitable[dict[str, Any]]]:
-        async def dispatch(sid: str, *args: Any) -> dict[str, Any]:
+    async def _run(self, spec: EventSpec, sid: str, args: tuple[Any, ...]) -> dict[str, Any]:
+        try:
+            sock = self.sockets.get(sid)
+            if sock is None:
+                raise DomainError(ErrorCode.UNAUTHENTICATED, "This connection is not signed in.")
+            payload = _parse(spec.model, args)
+            scope: SessionScope | VisitScope
+            if spec.kind is Kind.SESSION:
+                scope = await self._session_scope(sock, payload.session_id)
+                authorize(scope, spec.action)
+            else:
+                scope = await self._visit_scope(sock, payload.visit_id, spec)
+            reply = await spec.handler(Call(sid, sock.conn, scope, payload, _Link(self, sock), self.services))
+            await self.services.bus.publish(*reply.news)
+            return {"ok": True, **reply.ack}
+        except DomainError as err:
+            return err.as_payload()
+        except Exception as exc:
+            mapped = as_domain_error(exc)
+            if mapped is not None:
+                return mapped.as_payload()
+            log.exception("event %s failed", spec.name)
+            return _internal().as_payload()
+
+    async def _session_scope(self, sock: Sock, session_id: str) -> SessionScope:
+        cached = sock.scopes.get(session_id)
+        now = time.monotonic()
+        current = cached is not None and cached.generation == self.generation
+        if cached is not None and current and now - cached.checked < SCOPE_FRESH_SECONDS:
+            return cached.scope
+        async with self.sessions() as db:
+            if cached is not None and current:
+                valid, version = await people.login_and_version(db, cached.login_id, cached.scope.visit.id)
+                if not valid:
+                    raise DomainError(ErrorCode.UNAUTHENTICATED, "Your login has ended.")
+                if version == cached.version:
+                    cached.checked = now
+                    return cached.scope
+            visit_id = (
+                await db.execute(
+                    select(AgendaSession.visit_id).where(
+                        AgendaSession.id == session_id, AgendaSession.cancelled_at.is_(None)
+                    )
+                )
+            ).scalar_one_or_none()
+            ref = sock.login_for(visit_id) if visit_id else None
+            if visit_id is None or ref is None:
+                raise not_found("Session")
+            person = await people.active_person(db, ref.id)
+            if person is None:
+                raise DomainError(ErrorCode.UNAUTHENTICATED, "Your login has ended.")
+            version = await facts.version(db, visit_id)
+            scope = await resolve_session(db, person, session_id)
+        sock.scopes[session_id] = CachedScope(scope, ref.id, version, now, self.generation)
+        return scope
+
+    async def _visit_scope(self, sock: Sock, visit_id: str, spec: EventSpec) -> VisitScope:
+        ref = sock.login_for(visit_id)
+        if ref is None:
+            raise not_found("Visit")
+        async with self.sessions() as db:
+            person = await people.active_person(db, ref.id)
+            if person is None:
+                raise DomainError(ErrorCode.UNAUTHENTICATED, "Your login has ended.")
+            # A non-member is told the visit does not exist; the policy decides the rest.
+            return await visit_scope(db, person, visit_id, spec.action)
+
+    # ---- caches and beacons ---------------------------------------------------------
+
+    def drop_scopes(self, visit_id: str | None = None) -> None:
+        """Forget cached scopes (of one visit, or all after a message-queue gap)."""
+        if visit_id is None:
+            self.generation += 1
+            return
+        for sock in self.sockets.values():
+            for session_id in [s for s, c in sock.scopes.items() if c.scope.visit.id == visit_id]:
+                del sock.scopes[session_id]
+
+    def local_rooms(self) -> set[str]:
+        return {session_id for sock in self.sockets.values() for session_id in sock.rooms}
+
+    async def beacon(self) -> None:
+        """Tell this process's room members the last committed ``seq`` of their rooms
+        (``room.beacon``). A client behind it syncs: this is how anyone who missed a
+        broadcast (a message-queue outage, a dropped packet) catches up by itself."""
+        rooms = sorted(self.local_rooms())
+        if not rooms:
+            return
+        async with self.sessions() as db:
+            latest = await self.services.rooms.log.latest(db, rooms)
+        for session_id, seq in latest.items():
+            await self.sio.emit(
+                "room.beacon", {"session_id": session_id, "seq": seq}, room=room_name(session_id), ignore_queue=True
+            )
+
+    async def run_beacons(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
             try:
-                payload = _parse(spec.model, args)
-                async with self.sessions() as db:
-                    person = await self._person(db, sid)
-                    # A non-member is told the visit does not exist; the policy decides the rest.
-                    scope = await visit_scope(db, person, payload.visit_id, spec.action)  # type: ignore[attr-defined]
-                return {"ok": True, **await spec.handler(self, sid, scope, payload)}
-            except DomainError as err:
-                return _error(err)
+                await self.beacon()
             except Exception:
-                log.exception("event %s failed", spec.name)
-                return _error(DomainError(ErrorCode.INTERNAL, "Something went wrong; nothing was changed."))
+                log.warning("beacon failed", exc_info=True)
 
-        return dispatch
-
-    async def announce_agenda(self, change: AgendaChanged) -> None:
-        """``agenda.changed`` to each member watching the visit, naming only the moved
-        sessions they may see. Called after the change was committed."""
-        for membership_id, moved in change.audience.items():
-            await self.sio.emit(
-                "agenda.changed",
-                {"visit_id": change.visit_id, "sessions": [m.as_json() for m in moved]},
-                room=member_room(change.visit_id, membership_id),
-            )
-
-    async def _broadcast(self, outcome: Outcome, session_id: str) -> None:
-        for item in outcome.events:
-            await self.sio.emit("room.event", {"session_id": session_id, **item}, room=room_name(session_id))
-        for membership_id, status in outcome.admissions:
-            await self.sio.emit(
-                "room.admission",
-                {"session_id": session_id, "status": status},
-                room=lobby_name(session_id, membership_id),
-            )
-
-    async def remember_room(self, sid: str, session_id: str, membership_id: str) -> None:
-        async with self.sio.session(sid) as saved:
-            saved["rooms"][session_id] = membership_id
+    async def on_gap(self) -> None:
+        """The message queue lost messages: drop caches and beacon at once."""
+        log.warning("message-queue gap: dropping caches and sending beacons")
+        self.drop_scopes()
+        self.services.rooms.log.forget_all()
+        try:
+            await self.beacon()
+        except Exception:
+            log.warning("beacon after gap failed", exc_info=True)
 
 
-# ---- events -------------------------------------------------------------------------------
-
-
-@event("room.join", Action.SESSION_ENTER, schemas.JoinPayload)
-async def _join(rt: Realtime, ctx: EventContext) -> Outcome:
-    """Enter a room. Ack: ``status`` "joined" with ``state`` (or ``events`` after ``since``),
-    or "waiting" (then a ``room.admission`` event follows)."""
-    session_id = ctx.scope.session.id
-    lobby = lobby_name(session_id, ctx.scope.actor.membership_id)
-
-    async def subscribe() -> None:
-        await rt.sio.leave_room(ctx.sid, lobby)
-        await rt.sio.enter_room(ctx.sid, room_name(session_id))
-
-    # Subscribed only once entry is decided (never while waiting), before the join is
-    # committed, so nothing committed after the acknowledged state is missed.
-    out = await rt.rooms.join(ctx.db, ctx.scope, ctx.sid, ctx.payload.since, subscribe)
-    if out.ack["status"] == "waiting":
-        await rt.sio.enter_room(ctx.sid, lobby)
-    else:
-        await rt.remember_room(ctx.sid, session_id, ctx.scope.actor.membership_id)
-    out.ack["me"] = ctx.scope.actor.membership_id
-    out.ack["is_chair"] = ctx.scope.is_chair
-    return out
-
-
-@event("room.leave", Action.SESSION_ENTER, schemas.SessionRef)
-async def _leave(rt: Realtime, ctx: EventContext) -> Outcome:
-    """Leave a room (as a disconnect does)."""
-    await rt.sio.leave_room(ctx.sid, room_name(ctx.scope.session.id))
-    return await rt.rooms.leave(ctx.db, ctx.scope.session.id, ctx.scope.actor.membership_id, ctx.sid)
-
-
-@event("room.sync", Action.SESSION_ENTER, schemas.SyncPayload)
-async def _sync(rt: Realtime, ctx: EventContext) -> dict[str, Any]:
-    """Events after ``since`` in order (or ``state`` when more than 1000 were missed)."""
-    return await rt.rooms.sync(ctx.db, ctx.scope, ctx.payload.since)
-
-
-@event("chat.send", Action.CHAT_SEND, schemas.ChatPayload)
-async def _chat(rt: Realtime, ctx: EventContext) -> Outcome:
-    """Post a chat message; ``idem`` makes a retried send store once."""
-    return await rt.rooms.chat(ctx.db, ctx.scope, ctx.payload.text, ctx.payload.idem)
-
-
-@event("floor.request", Action.FLOOR_REQUEST, schemas.IdemPayload)
-async def _request(rt: Realtime, ctx: EventContext) -> Outcome:
-    """Join the end of the speakers' list."""
-    return await rt.rooms.request_floor(ctx.db, ctx.scope, ctx.payload.idem)
-
-
-@event("floor.withdraw", Action.FLOOR_REQUEST, schemas.IdemPayload)
-async def _withdraw(rt: Realtime, ctx: EventContext) -> Outcome:
-    """Leave the speakers' list."""
-    return await rt.rooms.withdraw_floor(ctx.db, ctx.scope, ctx.payload.idem)
-
-
-@event("floor.give", Action.FLOOR_CHAIR, schemas.TargetPayload)
-async def _give(rt: Realtime, ctx: EventContext) -> Outcome:
-    """Chair: give the floor to ``membership_id``."""
-    return await rt.rooms.give_floor(ctx.db, ctx.scope, ctx.payload.membership_id, ctx.payload.idem)
-
-
-@event("floor.end", Action.FLOOR_CHAIR, schemas.IdemPayload)
-async def _end(rt: Realtime, ctx: EventContext) -> Outcome:
-    """Chair: end the current intervention."""
-    return await rt.rooms.end_floor(ctx.db, ctx.scope, ctx.payload.idem)
-
-
-@event("item.start", Action.ITEM_MOVE, schemas.ItemPayload)
-async def _item_start(rt: Realtime, ctx: EventContext) -> Outcome:
-    """Chair: make ``item_id`` the current agenda item."""
-    return await rt.rooms.start_item(ctx.db, ctx.scope, ctx.payload.item_id, ctx.payload.idem)
-
-
-@event("item.end", Action.ITEM_MOVE, schemas.IdemPayload)
-async def _item_end(rt: Realtime, ctx: EventContext) -> Outcome:
-    """Chair: close the current agenda item."""
-    return await rt.rooms.end_item(ctx.db, ctx.scope, ctx.payload.idem)
-
-
-@event("lobby.admit", Action.LOBBY_DECIDE, schemas.TargetPayload)
-async def _admit(rt: Realtime, ctx: EventContext) -> Outcome:
-    """Chair: admit ``membership_id`` from the lobby (for this session)."""
-    return await rt.rooms.decide_admission(ctx.db, ctx.scope, ctx.payload.membership_id, True, ctx.payload.idem)
-
-
-@event("lobby.decline", Action.LOBBY_DECIDE, schemas.TargetPayload)
-async def _decline(rt: Realtime, ctx: EventContext) -> Outcome:
-    """Chair: decline ``membership_id``'s request to enter."""
-    return await rt.rooms.decide_admission(ctx.db, ctx.scope, ctx.payload.membership_id, False, ctx.payload.idem)
-
-
-# ---- visit events -------------------------------------------------------------------------
-
-
-@visit_event("visit.watch", Action.VISIT_VIEW, VisitRef)
-async def _watch(rt: Realtime, sid: str, scope: VisitScope, payload: VisitRef) -> dict[str, Any]:
-    """Follow a visit's news: this socket then receives ``agenda.changed`` ``{visit_id,
-    sessions: [{id, start_utc, end_utc, sequence}]}`` whenever sessions it may see move.
-    Ack: ``{"ok": true, "visit_id"}``; errors: ``invalid``, ``unauthenticated``,
-    ``not_found`` (not a member of the visit). Watching again is harmless; a reconnected
-    socket must watch again (and re-read the agenda: it may have missed news)."""
-    await rt.sio.enter_room(sid, visit_room(scope.visit.id))
-    await rt.sio.enter_room(sid, member_room(scope.visit.id, scope.actor.membership_id))
-    return {"visit_id": scope.visit.id}
+def _ref(login: LoginSession) -> LoginRef:
+    return LoginRef(login.id, login.person_id, login.visit_id, login.via)

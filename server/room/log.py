@@ -1,27 +1,37 @@
 """Append to and read the session event log, with a per-process state cache.
 
-Appends for one session are serialised: by an asyncio lock inside a process and, on
-PostgreSQL, by a transaction-scoped advisory lock across processes. The cached
-state is only a cache: every read first folds in whatever other processes wrote
-since (one indexed query), so no room state lives only in memory.
+Appends for one session are serialised by one ``KeyedLock`` inside a process and,
+on PostgreSQL, by a transaction-scoped advisory lock across processes. The order is
+always the same: the keyed lock first, then a pooled connection, then the advisory
+lock. Nobody holds a pooled connection while waiting for the keyed lock, so the pool
+and the lock can never wait on each other.
+
+Events are staged on a ``Unit`` and reach the shared cache only after their commit:
+a failed commit leaves the cache exactly as the database is. The cache is only a
+cache: every read first folds in whatever other processes wrote since (one indexed
+query), so no room state lives only in memory.
 """
 
 from __future__ import annotations
 
-import asyncio
 import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.core.clock import utcnow
+from server.core.locks import KeyedLock
 from server.room.models import RoomEvent
 from server.room.state import RoomState, serialize_event
 
 SYNC_LIMIT = 1000
+# How long a command waits for its room before answering "unavailable" (retry later)
+# instead of queueing without end behind a stalled holder.
+LOCK_WAIT_SECONDS = 10.0
 
 
 def as_dict(row: RoomEvent) -> dict[str, Any]:
@@ -34,36 +44,84 @@ def as_dict(row: RoomEvent) -> dict[str, Any]:
     )
 
 
+def _advisory_key(session_id: str) -> int:
+    return zlib.crc32(session_id.encode()) & 0x7FFFFFFF
+
+
+@dataclass
+class Unit:
+    """One locked, transactional change to a room's log.
+
+    ``state`` is the committed state (read it to validate); ``add`` stages an event
+    with the next sequence number. The events reach the cache only after commit."""
+
+    db: AsyncSession
+    session_id: str
+    state: RoomState
+    staged: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def next_seq(self) -> int:
+        return self.state.seq + len(self.staged) + 1
+
+    def add(
+        self, type_: str, membership_id: str | None, payload: dict[str, Any], idem: str | None = None
+    ) -> dict[str, Any]:
+        row = RoomEvent(
+            session_id=self.session_id,
+            seq=self.next_seq,
+            type=str(type_),
+            membership_id=membership_id,
+            payload=payload,
+            idempotency_key=idem,
+            created_at=utcnow(),
+        )
+        self.db.add(row)
+        event = as_dict(row)
+        self.staged.append(event)
+        return event
+
+
 class RoomLog:
-    def __init__(self) -> None:
-        self._locks: dict[str, asyncio.Lock] = {}
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+        self.locks = KeyedLock("room")
         self._cache: dict[str, RoomState] = {}
 
     @asynccontextmanager
-    async def locked(self, db: AsyncSession, session_id: str) -> AsyncIterator[RoomState]:
-        """Hold the session's append lock and yield its current state.
+    async def unit(self, session_id: str) -> AsyncIterator[Unit]:
+        """Hold the room, open a transaction, yield a ``Unit``; commit on a clean exit.
 
-        Events staged with ``add`` are applied to the cached state at once; the
-        caller commits inside the block, and any failure drops the cache so the
-        next read rebuilds it from the database.
-        """
-        lock = self._locks.setdefault(session_id, asyncio.Lock())
-        async with lock:
-            if db.bind.dialect.name == "postgresql":
-                key = zlib.crc32(session_id.encode()) & 0x7FFFFFFF
-                await db.execute(text("SELECT pg_advisory_xact_lock(1, :k)"), {"k": key})
+        After the commit the staged events are folded into the cache; on any failure
+        the transaction rolls back and the cache is untouched."""
+        async with self.locks.hold(session_id, timeout=LOCK_WAIT_SECONDS), self.sessions() as db:
+            if db.get_bind().dialect.name == "postgresql":
+                await db.execute(text("SELECT pg_advisory_xact_lock(1, :k)"), {"k": _advisory_key(session_id)})
             state = await self.state(db, session_id)
-            try:
-                yield state
-            except BaseException:
+            work = Unit(db, session_id, state)
+            yield work
+            if work.staged:
+                await db.commit()
+                self._merge(session_id, work.staged)
+
+    def _merge(self, session_id: str, events: list[dict[str, Any]]) -> None:
+        cached = self._cache.get(session_id)
+        if cached is None:
+            return
+        for event in events:
+            if event["seq"] == cached.seq + 1:
+                cached.apply(event)
+            elif event["seq"] > cached.seq:
+                # A gap means the cache missed something: rebuild it on the next read.
                 self.forget(session_id)
-                raise
+                return
 
     async def state(self, db: AsyncSession, session_id: str) -> RoomState:
+        """The committed state: the cache plus whatever was committed since."""
         cached = self._cache.get(session_id) or RoomState()
         for event in await self.since(db, session_id, cached.seq, limit=None):
             # Concurrent readers fetch the same new events: each is folded once.
-            if event["seq"] > cached.seq:
+            if event["seq"] == cached.seq + 1:
                 cached.apply(event)
         self._cache[session_id] = cached
         return cached
@@ -80,6 +138,18 @@ class RoomLog:
             query = query.limit(limit)
         return [as_dict(row) for row in (await db.execute(query)).scalars()]
 
+    async def latest(self, db: AsyncSession, session_ids: list[str]) -> dict[str, int]:
+        """The last committed sequence number of each session (for beacons)."""
+        if not session_ids:
+            return {}
+        rows = await db.execute(
+            select(RoomEvent.session_id, func.max(RoomEvent.seq))
+            .where(RoomEvent.session_id.in_(session_ids))
+            .group_by(RoomEvent.session_id)
+        )
+        found = {sid: int(seq) for sid, seq in rows.all()}
+        return {sid: found.get(sid, 0) for sid in session_ids}
+
     async def find_idempotent(
         self, db: AsyncSession, session_id: str, membership_id: str, idem: str
     ) -> dict[str, Any] | None:
@@ -94,30 +164,8 @@ class RoomLog:
         ).scalar_one_or_none()
         return as_dict(row) if row else None
 
-    def add(
-        self,
-        db: AsyncSession,
-        state: RoomState,
-        session_id: str,
-        type_: str,
-        membership_id: str | None,
-        payload: dict[str, Any],
-        idem: str | None = None,
-    ) -> dict[str, Any]:
-        """Stage one event on the working state (committed by the caller)."""
-        row = RoomEvent(
-            session_id=session_id,
-            seq=state.seq + 1,
-            type=str(type_),
-            membership_id=membership_id,
-            payload=payload,
-            idempotency_key=idem,
-            created_at=utcnow(),
-        )
-        db.add(row)
-        event = as_dict(row)
-        state.apply(event)
-        return event
-
     def forget(self, session_id: str) -> None:
         self._cache.pop(session_id, None)
+
+    def forget_all(self) -> None:
+        self._cache.clear()

@@ -1,16 +1,18 @@
 """The live room: lobby, presence, agenda item, speakers' list and chat.
 
-Every command validates against the current state under the session's append lock,
-stages its events, commits, and only then returns them for broadcast (persist,
-then announce). Services take an explicit scope and database session and never
-touch the transport.
+Every command validates against the committed state under the room's lock, stages
+its events, commits, and only then returns them as ``RoomChanged`` news for the
+transport to publish (persist, then announce). The room's unit of work
+(``RoomLog.unit``) owns its transaction because the commit must happen under the
+room's lock; everywhere else services flush and the transport commits.
+Services take an explicit scope and never touch the transport.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,24 +23,58 @@ from server.agenda.models import AgendaItem
 from server.audit import service as audit
 from server.core.clock import iso_z, utcnow
 from server.core.errors import DomainError, ErrorCode, conflict, invalid, not_found
-from server.room.log import SYNC_LIMIT, RoomLog
+from server.core.events import DomainEvent
+from server.core.ratelimit import TokenBucket
+from server.room.log import SYNC_LIMIT, RoomLog, Unit
 from server.room.state import EventType, RoomState
 
 
-class Stage(Protocol):
-    def __call__(self, kind: EventType, payload: dict[str, Any], *, primary: bool = True) -> None: ...
+class Stage:
+    """Stages a command's events on its unit; only the primary one carries ``idem``."""
+
+    def __init__(self, unit: Unit, membership_id: str, idem: str | None) -> None:
+        self.unit = unit
+        self.membership_id = membership_id
+        self.idem = idem
+
+    @property
+    def db(self) -> AsyncSession:
+        return self.unit.db
+
+    def __call__(self, kind: EventType, payload: dict[str, Any], *, primary: bool = True) -> None:
+        self.unit.add(kind, self.membership_id, payload, self.idem if primary else None)
 
 
 Build = Callable[[RoomState, Stage], Awaitable[dict[str, Any] | None]]
 
 
+@dataclass(frozen=True)
+class RoomChanged(DomainEvent):
+    """Committed events of one room (broadcast as ``room.event``), and lobby decisions
+    for the people they concern (sent as ``room.admission``)."""
+
+    session_id: str
+    events: tuple[dict[str, Any], ...]
+    admissions: tuple[tuple[str, str], ...] = ()  # (membership, "admitted" | "declined")
+
+
+@dataclass(frozen=True)
+class RoomSignal(DomainEvent):
+    """Ephemeral room news (typing; later media signalling and speaking levels):
+    broadcast to the room as ``room.signal``, never written to the log."""
+
+    session_id: str
+    type: str
+    membership_id: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass
 class Outcome:
-    """What a command produced: events to broadcast and fields for the acknowledgement."""
+    """What a command produced: fields for the acknowledgement and committed news."""
 
-    events: list[dict[str, Any]] = field(default_factory=list)
     ack: dict[str, Any] = field(default_factory=dict)
-    admissions: list[tuple[str, str]] = field(default_factory=list)  # (membership, status)
+    news: list[DomainEvent] = field(default_factory=list)
 
 
 def _waits(scope: SessionScope, state: RoomState) -> bool:
@@ -50,12 +86,26 @@ def _waits(scope: SessionScope, state: RoomState) -> bool:
 
 
 class RoomService:
+    """Room commands. Each runs in one ``RoomLog.unit``: the room's lock, then a
+    transaction that the unit commits before the events reach the cache and before
+    the caller publishes them (persist, then announce)."""
+
     def __init__(self, log: RoomLog) -> None:
         self.log = log
+        # Ephemeral signals are cheap to send and cost every listener: bound them.
+        self.signals = TokenBucket(rate=2.0, burst=5.0, message="Too many signals; slow down.")
+
+    async def signal(self, scope: SessionScope, kind: str, data: dict[str, Any]) -> RoomSignal:
+        """An ephemeral signal from someone present in the room (not logged)."""
+        me = scope.actor.membership_id
+        self.signals.take((scope.session.id, me, kind))
+        async with self.log.sessions() as db:
+            state = await self.log.state(db, scope.session.id)
+        await self._present(scope, state)
+        return RoomSignal(scope.session.id, kind, me, data)
 
     async def join(
         self,
-        db: AsyncSession,
         scope: SessionScope,
         conn: str,
         since: int | None,
@@ -64,60 +114,65 @@ class RoomService:
         """Enter the room, or the lobby when the session requires admission.
 
         ``subscribe`` (the transport's "start sending me room events") runs under the
-        append lock once entry is decided, before the join is committed: every event
+        room's lock once entry is decided, before the join is committed: every event
         after the state the acknowledgement carries then reaches the joiner live."""
         sid, me = scope.session.id, scope.actor.membership_id
-        async with self.log.locked(db, sid) as state:
-            out = Outcome()
+        out = Outcome()
+        async with self.log.unit(sid) as unit:
+            state = unit.state
             if _waits(scope, state):
                 if me not in state.lobby:
-                    out.events.append(
-                        self.log.add(
-                            db, state, sid, EventType.LOBBY_WAIT, me, {"person": scope.actor.public()}
-                        )
-                    )
-                    await db.commit()
-                out.ack = {"status": "waiting", "seq": state.seq}
-                return out
-            if subscribe is not None:
-                await subscribe()
-            out.events.append(
-                self.log.add(
-                    db, state, sid, EventType.JOIN, me, {"person": scope.actor.public(), "conn": conn}
-                )
-            )
-            await db.commit()
-            out.ack = {"status": "joined", **await self._catch_up(db, state, sid, since)}
+                    unit.add(EventType.LOBBY_WAIT, me, {"person": scope.actor.public()})
+                out.ack = {"status": "waiting"}
+            else:
+                if subscribe is not None:
+                    await subscribe()
+                unit.add(EventType.JOIN, me, {"person": scope.actor.public(), "conn": conn})
+                out.ack = {"status": "joined"}
+        if unit.staged:
+            out.news.append(RoomChanged(sid, tuple(unit.staged)))
+        if out.ack["status"] == "waiting":
+            out.ack["seq"] = unit.state.seq
             return out
+        async with self.log.sessions() as db:
+            out.ack.update(await self._catch_up(db, unit.state, sid, since))
+        return out
 
     async def _catch_up(
         self, db: AsyncSession, state: RoomState, session_id: str, since: int | None
     ) -> dict[str, Any]:
-        base: dict[str, Any] = {"seq": state.seq, "server_now": iso_z(utcnow())}
-        if since is not None and since <= state.seq and state.seq - since <= SYNC_LIMIT:
-            base["events"] = await self.log.since(db, session_id, since)
+        seq = state.seq
+        base: dict[str, Any] = {"seq": seq, "server_now": iso_z(utcnow())}
+        if since is not None and since <= seq and seq - since <= SYNC_LIMIT:
+            # Only up to the acknowledged seq: later events reach the client live.
+            base["events"] = [e for e in await self.log.since(db, session_id, since) if e["seq"] <= seq]
         else:
             base["state"] = state.snapshot()
         return base
 
-    async def sync(self, db: AsyncSession, scope: SessionScope, since: int) -> dict[str, Any]:
-        """Events after ``since`` (or the whole state when too far behind)."""
-        state = await self.log.state(db, scope.session.id)
-        if _waits(scope, state):
-            # The lobby is not the room: no history before the chair admits.
-            raise DomainError(ErrorCode.WAITING, "Wait until the chair admits you.")
-        return await self._catch_up(db, state, scope.session.id, since)
+    async def sync(self, scope: SessionScope, since: int) -> dict[str, Any]:
+        """Events after ``since`` (or the whole state when too far behind). Reads only
+        committed events: the cache never holds an uncommitted one."""
+        async with self.log.sessions() as db:
+            state = await self.log.state(db, scope.session.id)
+            if _waits(scope, state):
+                # The lobby is not the room: no history before the chair admits.
+                raise DomainError(ErrorCode.WAITING, "Wait until the chair admits you.")
+            return await self._catch_up(db, state, scope.session.id, since)
 
-    async def leave(self, db: AsyncSession, session_id: str, membership_id: str, conn: str) -> Outcome:
+    async def leave(self, session_id: str, membership_id: str, conn: str, reason: str | None = None) -> Outcome:
         """Record that a connection left. Needs no permission: it only closes what a
         permitted ``join`` opened (a login revoked meanwhile must still leave)."""
-        sid, me = session_id, membership_id
-        async with self.log.locked(db, sid) as state:
-            out = Outcome()
-            if conn in state.connections.get(me, set()):
-                out.events.append(self.log.add(db, state, sid, EventType.LEAVE, me, {"conn": conn}))
-                await db.commit()
-            return out
+        payload: dict[str, Any] = {"conn": conn}
+        if reason:
+            payload["reason"] = reason
+        async with self.log.unit(session_id) as unit:
+            if conn in unit.state.connections.get(membership_id, set()):
+                unit.add(EventType.LEAVE, membership_id, payload)
+        out = Outcome()
+        if unit.staged:
+            out.news.append(RoomChanged(session_id, tuple(unit.staged)))
+        return out
 
     async def _present(self, scope: SessionScope, state: RoomState) -> None:
         if not state.present_has(scope.actor.membership_id):
@@ -125,35 +180,38 @@ class RoomService:
 
     async def _replay(
         self, db: AsyncSession, scope: SessionScope, idem: str | None
-    ) -> Outcome | None:
-        """The earlier outcome of a retried command. Called under the append lock, so a
+    ) -> dict[str, Any] | None:
+        """The earlier event of a retried command. Called under the room's lock, so a
         retry racing its original waits for it instead of storing a second event."""
         if idem is None:
             return None
-        earlier = await self.log.find_idempotent(db, scope.session.id, scope.actor.membership_id, idem)
-        if earlier is None:
-            return None
-        return Outcome(events=[earlier], ack={"seq": earlier["seq"], "duplicate": True})
+        return await self.log.find_idempotent(db, scope.session.id, scope.actor.membership_id, idem)
 
-    async def _command(self, db: AsyncSession, scope: SessionScope, idem: str | None, build: Build) -> Outcome:
-        """Run one room command: under the session's append lock, replay a retried
-        ``idem``; else let ``build`` check the state and stage events, then commit.
-        Only the primary event carries the idempotency key."""
+    async def _command(
+        self,
+        scope: SessionScope,
+        idem: str | None,
+        build: Build,
+        admissions: tuple[tuple[str, str], ...] = (),
+    ) -> Outcome:
+        """Run one room command: under the room's lock, replay a retried ``idem``; else
+        let ``build`` check the committed state and stage events, then commit. Only
+        the primary event carries the idempotency key."""
         sid, me = scope.session.id, scope.actor.membership_id
-        async with self.log.locked(db, sid) as state:
-            if (done := await self._replay(db, scope, idem)) is not None:
-                return done
-            out = Outcome()
+        async with self.log.unit(sid) as unit:
+            earlier = await self._replay(unit.db, scope, idem)
+            if earlier is not None:
+                # Re-announced: the first broadcast may be what the client missed.
+                return Outcome(
+                    ack={"seq": earlier["seq"], "duplicate": True},
+                    news=[RoomChanged(sid, (earlier,))],
+                )
+            extra = await build(unit.state, Stage(unit, me, idem))
+        last = unit.staged[-1]["seq"] if unit.staged else unit.state.seq
+        changed = RoomChanged(sid, tuple(unit.staged), admissions)
+        return Outcome(ack={"seq": last, **(extra or {})}, news=[changed])
 
-            def stage(kind: EventType, payload: dict[str, Any], *, primary: bool = True) -> None:
-                out.events.append(self.log.add(db, state, sid, kind, me, payload, idem if primary else None))
-
-            extra = await build(state, stage)
-            await db.commit()
-        out.ack = {"seq": state.seq, **(extra or {})}
-        return out
-
-    async def chat(self, db: AsyncSession, scope: SessionScope, text: str, idem: str) -> Outcome:
+    async def chat(self, scope: SessionScope, text: str, idem: str) -> Outcome:
         text = text.strip()
         if not text:
             raise invalid("text: a message cannot be empty.")
@@ -162,9 +220,9 @@ class RoomService:
             await self._present(scope, state)
             stage(EventType.CHAT, {"text": text})
 
-        return await self._command(db, scope, idem, build)
+        return await self._command(scope, idem, build)
 
-    async def request_floor(self, db: AsyncSession, scope: SessionScope, idem: str | None) -> Outcome:
+    async def request_floor(self, scope: SessionScope, idem: str | None) -> Outcome:
         me = scope.actor.membership_id
 
         async def build(state: RoomState, stage: Stage) -> dict[str, Any]:
@@ -176,18 +234,18 @@ class RoomService:
             stage(EventType.FLOOR_REQUEST, {})
             return {"position": len(state.queue)}
 
-        return await self._command(db, scope, idem, build)
+        return await self._command(scope, idem, build)
 
-    async def withdraw_floor(self, db: AsyncSession, scope: SessionScope, idem: str | None) -> Outcome:
+    async def withdraw_floor(self, scope: SessionScope, idem: str | None) -> Outcome:
         async def build(state: RoomState, stage: Stage) -> None:
             if scope.actor.membership_id not in state.queue:
                 raise conflict("You have not requested the floor.")
             stage(EventType.FLOOR_WITHDRAW, {})
 
-        return await self._command(db, scope, idem, build)
+        return await self._command(scope, idem, build)
 
     async def give_floor(
-        self, db: AsyncSession, scope: SessionScope, target: str, idem: str | None
+        self, scope: SessionScope, target: str, idem: str | None
     ) -> Outcome:
         """Chair: give the floor to someone on the list (ending the current speaker)."""
 
@@ -198,21 +256,22 @@ class RoomService:
                 stage(EventType.FLOOR_END, {"target": state.floor["membership_id"]}, primary=False)
             stage(EventType.FLOOR_GIVE, {"target": target})
 
-        return await self._command(db, scope, idem, build)
+        return await self._command(scope, idem, build)
 
-    async def end_floor(self, db: AsyncSession, scope: SessionScope, idem: str | None) -> Outcome:
+    async def end_floor(self, scope: SessionScope, idem: str | None) -> Outcome:
         async def build(state: RoomState, stage: Stage) -> None:
             if state.floor is None:
                 raise conflict("Nobody has the floor.")
             stage(EventType.FLOOR_END, {"target": state.floor["membership_id"]})
 
-        return await self._command(db, scope, idem, build)
+        return await self._command(scope, idem, build)
 
     async def start_item(
-        self, db: AsyncSession, scope: SessionScope, item_id: str, idem: str | None
+        self, scope: SessionScope, item_id: str, idem: str | None
     ) -> Outcome:
         """Chair: make an agenda item current (ending the one before)."""
-        item = await db.get(AgendaItem, item_id)
+        async with self.log.sessions() as db:
+            item = await db.get(AgendaItem, item_id)
         if item is None or item.session_id != scope.session.id:
             raise not_found("Agenda item")
 
@@ -223,18 +282,18 @@ class RoomService:
                 stage(EventType.ITEM_END, {"item_id": state.current_item["item_id"]}, primary=False)
             stage(EventType.ITEM_START, {"item_id": item_id})
 
-        return await self._command(db, scope, idem, build)
+        return await self._command(scope, idem, build)
 
-    async def end_item(self, db: AsyncSession, scope: SessionScope, idem: str | None) -> Outcome:
+    async def end_item(self, scope: SessionScope, idem: str | None) -> Outcome:
         async def build(state: RoomState, stage: Stage) -> None:
             if state.current_item is None:
                 raise conflict("No agenda item is current.")
             stage(EventType.ITEM_END, {"item_id": state.current_item["item_id"]})
 
-        return await self._command(db, scope, idem, build)
+        return await self._command(scope, idem, build)
 
     async def decide_admission(
-        self, db: AsyncSession, scope: SessionScope, target: str, admit: bool, idem: str | None
+        self, scope: SessionScope, target: str, admit: bool, idem: str | None
     ) -> Outcome:
         """Chair: admit or decline someone waiting in the lobby (recorded in the audit log)."""
 
@@ -243,7 +302,7 @@ class RoomService:
                 raise not_found("Participant in the lobby")
             stage(EventType.LOBBY_ADMIT if admit else EventType.LOBBY_DECLINE, {"target": target})
             await audit.record(
-                db,
+                stage.db,
                 "admission.granted" if admit else "admission.declined",
                 actor_person_id=scope.actor.person_id,
                 visit_id=scope.visit.id,
@@ -251,10 +310,8 @@ class RoomService:
                 data={"session": scope.session.id},
             )
 
-        out = await self._command(db, scope, idem, build)
-        if not out.ack.get("duplicate"):
-            out.admissions.append((target, "admitted" if admit else "declined"))
-        return out
+        # A replayed decision is not sent again to the person (they were told once).
+        return await self._command(scope, idem, build, ((target, "admitted" if admit else "declined"),))
 
     async def items(self, db: AsyncSession, session_id: str) -> list[AgendaItem]:
         rows = await db.execute(

@@ -30,7 +30,8 @@ from server.core.times import local
 from server.people.models import Person
 from server.scheduling import availability, service, views
 from server.scheduling import problem as problems
-from server.web.keys import REALTIME, SESSIONS, SETTINGS
+from server.web.bus import publish
+from server.web.keys import SESSIONS, SETTINGS
 from server.web.routing import RouteTable
 from server.web.templating import render
 
@@ -342,7 +343,7 @@ async def _accept(request: web.Request, scope: VisitScope, run_id: str, index: A
     async with request.app[SESSIONS]() as db:
         change = await service.accept(db, scope.visit.id, run_id, index, actor_person_id=scope.actor.person_id)
     # Committed: now everyone watching the visit hears of it.
-    await request.app[REALTIME].announce_agenda(change)
+    await publish(request, change)
     return change
 
 

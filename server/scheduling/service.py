@@ -27,6 +27,7 @@ from server.agenda.models import AgendaSession
 from server.audit import service as audit
 from server.core.clock import iso_z, utcnow
 from server.core.errors import DomainError, conflict, invalid, not_found
+from server.core.events import DomainEvent
 from server.scheduling import problem as problems
 from server.scheduling.models import ScheduleRun
 from server.visits.models import Visit
@@ -153,7 +154,7 @@ class MovedSession:
 
 
 @dataclass(frozen=True)
-class AgendaChanged:
+class AgendaChanged(DomainEvent):
     """Domain event: sessions of a visit moved. ``audience`` maps each member to the
     moved sessions they may see (a closed session's new time is not news to everyone)."""
 

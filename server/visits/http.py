@@ -8,6 +8,7 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.access.facts import AccessChanged
 from server.access.guard import VisitScope
 from server.access.policy import Action
 from server.agenda import service as agenda
@@ -19,7 +20,8 @@ from server.core.i18n import pick_language
 from server.people.models import Person
 from server.scheduling.strip import zone_strip
 from server.visits import service as visits
-from server.web.keys import REALTIME, SESSIONS, SETTINGS
+from server.web.bus import publish
+from server.web.keys import SESSIONS, SETTINGS
 from server.web.routing import RouteTable
 from server.web.templating import render
 
@@ -190,8 +192,9 @@ async def change_role_api(request: web.Request, scope: VisitScope) -> web.Stream
             db, scope.visit.id, request.match_info["membership_id"][:64], body["role"],
             actor_person_id=scope.actor.person_id,
         )
-        session_ids = list(
+        session_ids = tuple(
             (await db.execute(select(AgendaSession.id).where(AgendaSession.visit_id == scope.visit.id))).scalars()
         )
-    await request.app[REALTIME].reset_rooms(session_ids)
+        await db.commit()
+    await publish(request, AccessChanged(scope.visit.id, session_ids))
     return web.json_response({"membership_id": membership.id, "role": membership.role})

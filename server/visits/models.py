@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, ForeignKey, String
+from sqlalchemy import JSON, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.core.clock import utcnow
@@ -43,6 +43,8 @@ class Visit(Base):
     slug: Mapped[str | None] = mapped_column(String(100), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Raised with every change to who may do what in this visit (access/facts.py).
+    access_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Delegation(Base):

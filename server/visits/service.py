@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.access import facts
 from server.access.roles import Role
 from server.audit import service as audit
 from server.core.errors import conflict, invalid, not_found
@@ -72,7 +73,8 @@ async def reissue_invitation(
 async def change_role(
     db: AsyncSession, visit_id: str, membership_id: str, role: str, *, actor_person_id: str
 ) -> Membership:
-    """Secretariat: change a participant's role in the visit (audited)."""
+    """Secretariat: change a participant's role in the visit (audited; flushed, the
+    caller commits and publishes ``AccessChanged`` for the visit's sessions)."""
     if role not in {r.value for r in Role}:
         raise invalid(f"role: must be one of {', '.join(r.value for r in Role)}.")
     membership = await db.get(Membership, membership_id)
@@ -86,5 +88,6 @@ async def change_role(
         db, "role.changed", actor_person_id=actor_person_id, visit_id=visit_id,
         subject=membership_id, data={"from": before, "to": role},
     )
-    await db.commit()
+    await facts.bump(db, visit_id)
+    await db.flush()
     return membership

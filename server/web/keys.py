@@ -9,6 +9,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from server.config import Settings
+from server.core.events import EventBus
 from server.room.service import RoomService
 
 if TYPE_CHECKING:
@@ -20,3 +21,4 @@ SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
 ROOMS = web.AppKey("rooms", RoomService)
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
 REALTIME: web.AppKey[Realtime] = web.AppKey("realtime")
+BUS = web.AppKey("bus", EventBus)

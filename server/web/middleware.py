@@ -9,6 +9,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from server.core.errors import DomainError, ErrorCode
+from server.db.errors import as_domain_error
 from server.web.keys import SETTINGS
 
 log = logging.getLogger("parley.http")
@@ -78,7 +79,10 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         raise
     except json.JSONDecodeError:
         return error_response(request, DomainError(ErrorCode.INVALID, "body: not valid JSON."))
-    except Exception:
+    except Exception as exc:
+        mapped = as_domain_error(exc)
+        if mapped is not None:
+            return error_response(request, mapped)
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(
             request, DomainError(ErrorCode.INTERNAL, "Something went wrong; nothing was changed.")
