@@ -28,8 +28,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from schedules import parse_problem, solve  # noqa: E402
-from schedules.reference import brute_force  # noqa: E402
+from schedules import parse_problem, solve
+from schedules.reference import brute_force
 
 ZONES = [
     ("Secretariat", "Europe/Vienna"), ("Colombia", "America/Bogota"), ("Indonesia", "Asia/Jakarta"),

@@ -8,8 +8,7 @@ pinned ``tzdata`` package as its only zone source.  See docs/scheduling.md.
     >>> result.to_json()
 """
 
-from .model import (DEFAULT_WORKING_HOURS, Interval, Participant, Problem, ProblemError, Session,
-                    parse_problem)
+from .model import DEFAULT_WORKING_HOURS, Interval, Participant, Problem, ProblemError, Session, parse_problem
 from .solver import PlacedSession, Result, Schedule, solve
 
 __all__ = [

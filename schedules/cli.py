@@ -11,11 +11,12 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from .model import ProblemError, parse_problem
 from .solver import solve
 
-__all__ = ["main", "build_parser", "DEFAULT_ALTERNATIVES"]
+__all__ = ["DEFAULT_ALTERNATIVES", "build_parser", "main"]
 
 DEFAULT_ALTERNATIVES = 3
 
@@ -25,7 +26,7 @@ class _Usage(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit status 2 (raised, not exited)
+    def error(self, message: str) -> NoReturn:  # one line, exit status 2 (raised, not exited)
         raise _Usage(message)
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -73,9 +72,9 @@ class _Model:
             if pad and len(members) > 1:
                 m.add_no_overlap([m.new_fixed_size_interval_var(g * self.starts[i], inst.duration[i] + pad,
                                                                 f"pad{i}") for i in sorted(members)])
-        for j, i in enumerate(inst.pred):
-            if i is not None:
-                m.add(g * self.starts[j] >= g * self.starts[i] + inst.duration[i] + inst.sep[i][j])
+        for j, p in enumerate(inst.pred):
+            if p is not None:
+                m.add(g * self.starts[j] >= g * self.starts[p] + inst.duration[p] + inst.sep[p][j])
         for sched in forbidden:
             if all(t in self.xs[i] for i, t in enumerate(sched)):
                 m.add_bool_or([self.xs[i][t].Not() for i, t in enumerate(sched)])
@@ -92,9 +91,9 @@ class _Model:
               ) -> tuple[str, list[int] | None, int | None]:
         cp = self.cp
         self.model.minimize(objective)
-        self.model.clear_hints()
+        self.model.clear_hints()  # type: ignore[no-untyped-call]  # ortools leaves clear_hints unannotated
         if hint is not None:
-            for i, (st, v) in enumerate(zip(self.starts, hint)):
+            for i, (st, v) in enumerate(zip(self.starts, hint, strict=True)):
                 self.model.add_hint(st, v)
                 for t, x in self.xs[i].items():
                     self.model.add_hint(x, t == v)
@@ -108,7 +107,7 @@ class _Model:
                   solver.best_objective_bound, file=sys.stderr)
         if status in (cp.OPTIMAL, cp.FEASIBLE):
             return ("optimal" if status == cp.OPTIMAL else "feasible",
-                    [int(solver.value(s)) for s in self.starts], int(round(solver.objective_value)))
+                    [int(solver.value(s)) for s in self.starts], round(solver.objective_value))
         return ("infeasible" if status == cp.INFEASIBLE else "unknown"), None, None
 
 
@@ -128,8 +127,8 @@ def _greedy(inst: Instance) -> int | None:
     for i in order:
         ok = inst.cost[i] < INF
         t_idx = np.arange(S)
-        if inst.pred[i] is not None:
-            p = inst.pred[i]
+        p = inst.pred[i]
+        if p is not None:
             ok &= t_idx >= starts[p] + inst.steps[p][i]
         for j in range(inst.n):
             if starts[j] >= 0 and j != i:
@@ -155,7 +154,10 @@ def solve_cpsat(inst: Instance, k: int, time_limit: float, workers: int = 2,
     repeated.  The bound comes from a greedy schedule, so the first try usually holds.
     """
     deadline = time.monotonic() + time_limit
-    left: Callable[[], float] = lambda: deadline - time.monotonic()
+
+    def left() -> float:
+        return deadline - time.monotonic()
+
     finite = [inst.cost[i] < INF for i in range(inst.n)]
     if any(not f.any() for f in finite):
         return [], True
@@ -178,7 +180,7 @@ def solve_cpsat(inst: Instance, k: int, time_limit: float, workers: int = 2,
             delta = max(lower // 4, 60)
         while True:
             allowed = [finite[i] & (inst.cost[i] <= mins[i] + delta) for i in range(inst.n)]
-            full = all(bool((a == f).all()) for a, f in zip(allowed, finite))
+            full = all(bool((a == f).all()) for a, f in zip(allowed, finite, strict=True))
             mdl = _Model(inst, forbidden, allowed)
             status, hint, total = mdl.solve(mdl.total, None, left(), workers)
             if hint is not None:
@@ -208,7 +210,7 @@ def solve_cpsat(inst: Instance, k: int, time_limit: float, workers: int = 2,
             mdl.model.add(mdl.max_deleg == worst)
             if span ** inst.n < 2 ** 62:
                 weights = [span ** (inst.n - 1 - i) for i in range(inst.n)]
-                status, h3, _ = mdl.solve(sum(w * s for w, s in zip(weights, mdl.starts)), hint, left(), workers)
+                status, h3, _ = mdl.solve(sum(w * s for w, s in zip(weights, mdl.starts, strict=True)), hint, left(), workers)
                 if h3 is not None:
                     hint = h3
                 proven &= status == "optimal"

@@ -27,7 +27,7 @@ import numpy as np
 from .model import Problem
 from .prices import INF, CostModel
 
-__all__ = ["Candidate", "Instance", "Restriction", "SequenceSearch", "single_session_ranking", "lawler"]
+__all__ = ["Candidate", "Instance", "Restriction", "SequenceSearch", "lawler", "single_session_ranking"]
 
 #: per session: (fixed start or None, excluded starts)
 Restriction = tuple[tuple[int | None, frozenset[int]], ...]
@@ -136,7 +136,7 @@ class Instance:
             if len(prefix) == self.n:
                 out.append(tuple(prefix))
                 return len(out) <= limit
-            for k, j in enumerate(sorted(ready)):
+            for j in sorted(ready):
                 rest = [x for x in ready if x != j] + children.get(j, [])
                 prefix.append(j)
                 ok = rec(prefix, rest)
@@ -286,9 +286,9 @@ class SequenceSearch:
             vec = tuple(d0[:, t].tolist())
             if max(vec, default=0) > upper:
                 continue
-            st = list(blank)
-            st[first] = t
-            prev[t] = {vec: tuple(st)}
+            seed = list(blank)
+            seed[first] = t
+            prev[t] = {vec: tuple(seed)}
         for k in range(1, len(order)):
             sid = order[k]
             step = inst.steps[order[k - 1]][sid]
@@ -321,7 +321,7 @@ class SequenceSearch:
                 add = dk[:, t].tolist()
                 new: dict[tuple[int, ...], tuple[int, ...]] = {}
                 for vec, st in src.items():
-                    nv = tuple(a + b for a, b in zip(vec, add))
+                    nv = tuple(a + b for a, b in zip(vec, add, strict=True))
                     if max(nv, default=0) > upper:
                         continue
                     s2 = list(st)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from .model import Participant, Session, from_epoch_minutes
-from .prices import (KIND_AFTER, KIND_BEFORE, KIND_BETWEEN, KIND_HOLIDAY, KIND_NIGHT, KIND_OFFDAY, KIND_WORK,
-                     CostModel)
+from .prices import KIND_AFTER, KIND_BEFORE, KIND_BETWEEN, KIND_HOLIDAY, KIND_NIGHT, KIND_OFFDAY, KIND_WORK, CostModel
 from .zones import load_zone
 
 __all__ = ["delegation_label", "explain_session", "local_iso"]

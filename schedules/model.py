@@ -11,7 +11,7 @@ import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from .zones import is_valid_zone
@@ -25,8 +25,8 @@ __all__ = [
     "ProblemError",
     "Session",
     "epoch_minutes",
-    "from_epoch_minutes",
     "format_utc",
+    "from_epoch_minutes",
     "parse_problem",
 ]
 
@@ -36,7 +36,7 @@ _DAY_ALIASES = {
     **{n: i for i, n in enumerate(
         ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"))},
 }
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_WINDOW_DAYS = 366
 
 #: weekday (0 = Monday) -> sorted, disjoint ((start_minute, end_minute), ...) local
@@ -163,15 +163,17 @@ def _str(value: Any, path: str) -> str:
 
 
 def _int(value: Any, path: str, lo: int, hi: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        else:
-            raise ProblemError(path, "must be a whole number")
-    if value < lo or (hi is not None and value > hi):
+    number: int
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    else:
+        raise ProblemError(path, "must be a whole number")
+    if number < lo or (hi is not None and number > hi):
         rng = f"at least {lo}" if hi is None else f"between {lo} and {hi}"
-        raise ProblemError(path, f"must be {rng}, got {value}")
-    return value
+        raise ProblemError(path, f"must be {rng}, got {number}")
+    return number
 
 
 def _instant(value: Any, path: str) -> datetime:
@@ -186,7 +188,7 @@ def _instant(value: Any, path: str) -> datetime:
         raise ProblemError(path, f"not an ISO-8601 time: {value!r}") from None
     if dt.tzinfo is None or dt.utcoffset() is None:
         raise ProblemError(path, f"must carry a UTC offset, e.g. 'Z': {value!r}")
-    dt = dt.astimezone(timezone.utc)
+    dt = dt.astimezone(UTC)
     if dt.second or dt.microsecond:
         raise ProblemError(path, f"must be a whole minute: {value!r}")
     return dt

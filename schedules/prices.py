@@ -30,8 +30,19 @@ import numpy as np
 from .model import Participant, Problem, epoch_minutes
 from .zones import offset_segments
 
-__all__ = ["INF", "CostModel", "KIND_WORK", "KIND_NIGHT", "KIND_BEFORE", "KIND_AFTER", "KIND_BETWEEN",
-           "KIND_HOLIDAY", "KIND_OFFDAY", "N_KINDS", "minute_kinds"]
+__all__ = [
+    "INF",
+    "KIND_AFTER",
+    "KIND_BEFORE",
+    "KIND_BETWEEN",
+    "KIND_HOLIDAY",
+    "KIND_NIGHT",
+    "KIND_OFFDAY",
+    "KIND_WORK",
+    "N_KINDS",
+    "CostModel",
+    "minute_kinds",
+]
 
 INF = 1 << 60  # "infeasible" sentinel in int64 cost arrays
 _EPOCH_DAY = date(1970, 1, 1)
@@ -83,7 +94,8 @@ def minute_kinds(p: Participant, problem: Problem, local: np.ndarray, night: np.
             if d in hol:
                 row_of_day[k] = 7
     table = _week_rows(p, night_row(problem) if night is None else night)[row_of_day].ravel()
-    return table[local - day0 * 1440]
+    kinds: np.ndarray = table[local - day0 * 1440]
+    return kinds
 
 
 class CostModel:

@@ -9,14 +9,14 @@ engine is.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from .model import Problem, epoch_minutes
 from .zones import load_zone
 
 __all__ = ["Ranked", "brute_force", "minute_price", "slot_burdens"]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 #: (total cost, largest delegation burden, starts in UTC epoch minutes, input order)
 Ranked = tuple[int, int, tuple[int, ...]]
@@ -84,13 +84,15 @@ def brute_force(problem: Problem, limit: int | None = None) -> list[Ranked]:
 
     def compatible(j: int, sj: int) -> bool:
         ej = sj + sessions[j].duration_minutes
+        after_j = sessions[j].after
         for i, si in enumerate(chosen):
             ei = si + sessions[i].duration_minutes
             if not (sj >= ei + sep[i][j] or si >= ej + sep[i][j]):
                 return False
-            if sessions[j].after is not None and ids[sessions[j].after] == i and sj < ei + gap:
+            if after_j is not None and ids[after_j] == i and sj < ei + gap:
                 return False
-            if sessions[i].after is not None and ids[sessions[i].after] == j and si < ej + gap:
+            after_i = sessions[i].after
+            if after_i is not None and ids[after_i] == j and si < ej + gap:
                 return False
         return True
 

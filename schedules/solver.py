@@ -11,7 +11,7 @@ from .explain import explain_session, local_iso
 from .model import Problem, format_utc
 from .prices import INF
 
-__all__ = ["PlacedSession", "Schedule", "Result", "solve", "MAX_EXACT_ORDERS"]
+__all__ = ["MAX_EXACT_ORDERS", "PlacedSession", "Result", "Schedule", "solve"]
 
 #: unordered sets whose orders allowed by ``after`` number at most this are solved
 #: exactly by dynamic programming (4 unordered sessions have 24 orders, 5 have 120)
@@ -189,13 +189,15 @@ def diagnose(inst: Instance, time_limit: float = 10.0) -> list[str]:
     leaves = [s for s in problem.sessions if not any(t.after == s.id for t in problem.sessions)]
     for leaf in leaves:
         path = [leaf.id]
-        while problem.sessions[index[path[-1]]].after is not None:
-            path.append(problem.sessions[index[path[-1]]].after)
+        nxt = problem.sessions[index[leaf.id]].after
+        while nxt is not None:
+            path.append(nxt)
+            nxt = problem.sessions[index[nxt]].after
         path.reverse()
         if len(path) < 2:
             continue
         ids = [index[x] for x in path]
-        steps = sum(inst.steps[a][b] for a, b in zip(ids, ids[1:]))
+        steps = sum(inst.steps[a][b] for a, b in itertools.pairwise(ids))
         need = steps * cm.grid + inst.duration[ids[-1]]
         arrow = " → ".join(f"'{x}'" for x in path)
         if need > window:
@@ -210,9 +212,9 @@ def diagnose(inst: Instance, time_limit: float = 10.0) -> list[str]:
         return [f"window too short for all {inst.n} sessions: they need {total} minutes back to back, "
                 f"the window has {window}"]
     for a, b in itertools.combinations(range(inst.n), 2):
-        ids = [problem.sessions[a].id, problem.sessions[b].id]
-        if not _feasible(problem, ids, time_limit):
-            msgs.append(f"sessions '{ids[0]}' and '{ids[1]}' cannot both be placed: with the minimum gap of "
+        pair = [problem.sessions[a].id, problem.sessions[b].id]
+        if not _feasible(problem, pair, time_limit):
+            msgs.append(f"sessions '{pair[0]}' and '{pair[1]}' cannot both be placed: with the minimum gap of "
                         f"{problem.min_gap_minutes} minutes, the window and the unavailable times leave "
                         "no room for both")
     if msgs:

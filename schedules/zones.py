@@ -10,20 +10,20 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 __all__ = [
     "UnknownZoneError",
-    "zone_names",
     "is_valid_zone",
     "load_zone",
     "offset_minutes_at",
     "offset_segments",
     "tzdata_version",
+    "zone_names",
 ]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class UnknownZoneError(ValueError):
@@ -31,7 +31,7 @@ class UnknownZoneError(ValueError):
 
 
 def tzdata_version() -> str:
-    import tzdata
+    import tzdata  # type: ignore[import-untyped]  # tzdata ships no type information
 
     return str(getattr(tzdata, "IANA_VERSION", getattr(tzdata, "__version__", "?")))
 

@@ -77,7 +77,8 @@ def build_calendar(content: FeedContent, *, now: datetime | None = None) -> byte
     cal.add("x-wr-calname", f"Parley · {visit.title}")
     cal.add("refresh-interval", REFRESH, parameters={"VALUE": "DURATION"})
     # An X- property is text to the library: give it the RFC 5545 duration spelling.
-    cal.add("x-published-ttl", vDuration(REFRESH).to_ical().decode())
+    ttl = vDuration(REFRESH).to_ical()  # type: ignore[no-untyped-call]  # icalendar leaves vDuration.to_ical unannotated
+    cal.add("x-published-ttl", ttl.decode())
     for session in content.sessions:
         url = room_url(content.base_url, session.id)
         cancelled = session.cancelled_at is not None
@@ -98,4 +99,5 @@ def build_calendar(content: FeedContent, *, now: datetime | None = None) -> byte
         event.add("class", "PRIVATE")
         event.add("last-modified", _utc(max(changed) if changed else visit.created_at))
         cal.add_component(event)
-    return cal.to_ical()
+    feed: bytes = cal.to_ical()  # icalendar's Component.to_ical has no return annotation
+    return feed

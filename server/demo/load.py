@@ -80,7 +80,7 @@ async def load_demo(db: AsyncSession, settings: Settings) -> dict[str, Any]:
             .where(Membership.visit_id == visit.id)
         )
     ).all()
-    rows.sort(key=lambda r: order.get(r[1].email or "", 999))
+    rows = sorted(rows, key=lambda r: order.get(r[1].email or "", 999))
     participants = []
     for membership, person, delegation in rows:
         token = await people.issue_invitation(

@@ -120,7 +120,8 @@ async def recent_runs(db: AsyncSession, visit_id: str, limit: int = 10) -> list[
 async def is_stale(db: AsyncSession, run: ScheduleRun) -> bool:
     """Whether the agenda changed since the run (a session moved, added or cancelled)."""
     current = problems.fingerprint(await problems.agenda_sessions(db, run.visit_id))
-    return current != run.problem.get("parley", {}).get("agenda")
+    recorded: object = run.problem.get("parley", {}).get("agenda")
+    return current != recorded
 
 
 def proposals(run: ScheduleRun) -> list[dict[str, Any]]:
@@ -166,7 +167,7 @@ class AgendaChanged(DomainEvent):
 async def _lock_visit(db: AsyncSession, visit_id: str) -> None:
     # Two acceptances for one visit run one after the other (PostgreSQL row lock; SQLite
     # has a single writer anyway), so the staleness check below sees the winner's moves.
-    if db.bind.dialect.name == "postgresql":
+    if db.get_bind().dialect.name == "postgresql":
         await db.execute(select(Visit.id).where(Visit.id == visit_id).with_for_update())
 
 

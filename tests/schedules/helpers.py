@@ -57,4 +57,4 @@ def utc(text: str) -> int:
     return epoch_minutes(datetime.fromisoformat(text.replace("Z", "+00:00")))
 
 
-__all__ = ["EXAMPLE", "example", "problem", "keys", "utc", "solve"]
+__all__ = ["EXAMPLE", "example", "keys", "problem", "solve", "utc"]

@@ -80,13 +80,13 @@ def test_bad_input_is_one_line_naming_the_field_and_exit_2(tmp_path, capsys, dat
 
 
 def test_missing_file_and_bad_arguments(tmp_path, capsys):
-    code, out, err = run(capsys, ["suggest", str(tmp_path / "nope.json")])
+    code, _, err = run(capsys, ["suggest", str(tmp_path / "nope.json")])
     assert code == 2 and "nope.json: cannot read the file" in err and err.count("\n") == 1
-    code, out, err = run(capsys, ["suggest", write(tmp_path, example()), "--alternatives", "x"])
+    code, _, err = run(capsys, ["suggest", write(tmp_path, example()), "--alternatives", "x"])
     assert code == 2 and err.count("\n") == 1 and "--alternatives" in err
-    code, out, err = run(capsys, ["suggest", write(tmp_path, example()), "--alternatives", "-1"])
+    code, _, err = run(capsys, ["suggest", write(tmp_path, example()), "--alternatives", "-1"])
     assert code == 2 and err.strip() == "--alternatives: must not be negative"
-    code, out, err = run(capsys, [])
+    code, _, err = run(capsys, [])
     assert code == 2 and err.count("\n") == 1
 
 

@@ -1,3 +1,5 @@
+import itertools
+
 import pytest
 
 from schedules import parse_problem, solve
@@ -162,7 +164,7 @@ def test_chain_respects_after_and_gap():
     r = solve(p)
     assert r.method.startswith("dynamic programming (chain)") and r.proven_optimal
     starts = [s.start for s in r.sessions]
-    assert all(b >= a + 90 + 15 for a, b in zip(starts, starts[1:]))
+    assert all(b >= a + 90 + 15 for a, b in itertools.pairwise(starts))
     assert r.total_cost == 0
 
 

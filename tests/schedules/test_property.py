@@ -10,7 +10,7 @@ same best schedule and the same K next-best ones, tie-breaks included.
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hypothesis import HealthCheck, event, given, settings
@@ -23,8 +23,8 @@ from tests.schedules.helpers import keys
 ZONES = ["Europe/Vienna", "America/Santiago", "Australia/Sydney", "Asia/Kolkata", "Asia/Kathmandu",
          "America/Bogota", "Asia/Jakarta"]
 # UTC instants of the changes: Vienna 28 Mar 01:00, Sydney 3 Apr 16:00, Santiago 4 Apr 03:00 (2027)
-ANCHORS = [datetime(2027, 3, 28, 1, tzinfo=timezone.utc), datetime(2027, 4, 3, 16, tzinfo=timezone.utc),
-           datetime(2027, 4, 4, 3, tzinfo=timezone.utc)]
+ANCHORS = [datetime(2027, 3, 28, 1, tzinfo=UTC), datetime(2027, 4, 3, 16, tzinfo=UTC),
+           datetime(2027, 4, 4, 3, tzinfo=UTC)]
 DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 SETTINGS = dict(deadline=None, database=None, derandomize=bool(os.environ.get("CI")),

@@ -227,7 +227,7 @@ async def test_import_matches_by_email_or_membership_id(
             page = await r.text()
             assert r.status == 400 and "not valid JSON" in page and "{not json" in page
         async with http.post(f"/visits/{world.visit_id}/availability/import",
-                             data={"data": '[{"id": "%s", "holidays": []}]' % delegate.membership_id},
+                             data={"data": f'[{{"id": "{delegate.membership_id}", "holidays": []}}]'},
                              allow_redirects=False) as r:
             assert r.status == 303 and r.headers["Location"].endswith("imported=1")
     assert (await person(sessions, delegate.person_id)).holidays == []
