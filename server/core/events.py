@@ -39,7 +39,7 @@ class EventBus:
     def subscribers(self, kind: type[DomainEvent]) -> list[Subscriber]:
         found: list[Subscriber] = []
         for klass in kind.__mro__:
-            found.extend(self._subscribers.get(klass, []))  # type: ignore[call-overload]
+            found.extend(self._subscribers.get(klass, []))
         return found
 
     async def publish(self, *events: DomainEvent) -> None:

@@ -119,7 +119,7 @@ def next_transition(zone: str, after: datetime) -> datetime:
 def meeting_days(now: datetime) -> list[date]:
     """Thursday and Friday before Vienna's next offset change (at least two weeks away)
     and the Monday after it."""
-    change = next_transition(VISIT["timezone"], now + timedelta(days=14))
+    change = next_transition(str(VISIT["timezone"]), now + timedelta(days=14))
     change_day = change.date()
     thursday = change_day - timedelta(days=(change_day.weekday() - 3) % 7 or 7)
     friday = thursday + timedelta(days=1)

@@ -46,8 +46,10 @@ from server.services import Services
 
 log = logging.getLogger("parley.realtime")
 COOKIE_NAME = "parley_session"
-# How long a socket's cached session scope is used without asking the database.
-SCOPE_FRESH_SECONDS = 2.0
+# How long a socket's cached session scope is used without asking the database at
+# all. Zero: every event re-checks the login and the visit's access version in one
+# cheap round trip (a revoked login is refused at its next event, on every process).
+SCOPE_FRESH_SECONDS = 0.0
 # Events in flight in this process beyond which new ones are shed with "unavailable".
 MAX_IN_FLIGHT = 2000
 _ACK_ID = re.compile(r"^2(?:\d+-)?(?:/[^,]*,)?(\d+)")
@@ -131,7 +133,8 @@ class Sock:
     def login_for(self, visit_id: str) -> LoginRef | None:
         bound = [ref for ref in self.logins if ref.via != "password" and ref.visit_id == visit_id]
         spanning = [ref for ref in self.logins if ref.via == "password"]
-        return (bound or spanning or [None])[0]
+        found = bound or spanning
+        return found[0] if found else None
 
 
 class _Link(Link):
@@ -201,6 +204,8 @@ class Realtime:
         self.settings = services.settings
         self.sessions = services.sessions
         self.process_id = process_id
+        if client_manager is None and self.settings.redis_url:
+            client_manager = socketio.AsyncRedisManager(self.settings.redis_url)
         self.sio = GuardedServer(
             async_mode="aiohttp",
             cors_allowed_origins=list(self.settings.allowed_origins),

@@ -9,6 +9,7 @@ from server.access.policy import Action, decide
 from server.access.roles import Access
 from server.agenda import service as agenda
 from server.core.i18n import pick_language
+from server.core.times import local
 from server.people.models import Person
 from server.web.keys import ROOMS, SESSIONS, SETTINGS
 from server.web.routing import RouteTable
@@ -23,8 +24,8 @@ async def _session_view(request: web.Request, scope: SessionScope) -> agenda.Ses
     tz = scope.actor.timezone
     return agenda.SessionView(
         session=scope.session,
-        start=agenda.local(scope.session.start_utc, tz),
-        end=agenda.local(scope.session.end_utc, tz),
+        start=local(scope.session.start_utc, tz),
+        end=local(scope.session.end_utc, tz),
         live=agenda.is_live(scope.session),
         items=items,
     )

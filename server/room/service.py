@@ -232,7 +232,7 @@ class RoomService:
             if state.floor and state.floor["membership_id"] == me:
                 raise conflict("You have the floor.")
             stage(EventType.FLOOR_REQUEST, {})
-            return {"position": len(state.queue)}
+            return {"position": len(state.queue) + 1}  # the committed list, plus this request
 
         return await self._command(scope, idem, build)
 

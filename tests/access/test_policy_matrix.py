@@ -255,6 +255,7 @@ EVENT_CALLS: dict[str, EventCall] = {
     "item.end": EventCall(_idem, setup=_start_item_first),
     "lobby.admit": EventCall(_target, lobby=True, join=False),
     "lobby.decline": EventCall(_target, lobby=True, join=False),
+    "room.typing": EventCall(_ref),
 }
 
 

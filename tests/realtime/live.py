@@ -129,6 +129,10 @@ class Peers:
         self.made.append(peer)
         return peer
 
+    def conn_id(self, peer: Peer, server: LiveServer | None = None) -> str:
+        """The id presence events give this peer's connection: "<process>:<sid>"."""
+        return f"{(server or self.server).app[REALTIME].process_id}:{peer.client.get_sid()}"
+
     async def joined(self, key: str, session_id: str) -> Peer:
         peer = await self.connect(key)
         ack = await peer.join(session_id)

@@ -50,7 +50,7 @@ async def test_rejoin_since_last_seq_replays_exactly_the_missed_events(peers: Pe
     replay = ack["events"]
     assert [e["seq"] for e in replay] == list(range(last + 1, ack["seq"] + 1))
     assert replay[0]["type"] == "leave" and replay[0]["membership_id"] == away.membership_id
-    assert replay[-1]["type"] == "join" and replay[-1]["payload"]["conn"] == back.client.get_sid()
+    assert replay[-1]["type"] == "join" and replay[-1]["payload"]["conn"] == peers.conn_id(back)
     # Exactly what a client that stayed saw live.
     await chair.synced(ack["seq"])
     seen = [essence(e) for e in chair.live if e["seq"] > last]
@@ -119,12 +119,10 @@ async def test_too_far_behind_or_ahead_gets_the_whole_state(
     await away.client.disconnect()
     await eventually(lambda: away.membership_id not in chair.state.present, "leave seen")
     # More than the replay limit, written straight to the log (as a busy day would).
-    log = RoomLog()
-    async with sessions() as db:
-        async with log.locked(db, sid) as state:
-            for n in range(SYNC_LIMIT + 5):
-                log.add(db, state, sid, EventType.CHAT, chair.membership_id, {"text": f"bulk {n}"})
-            await db.commit()
+    log = RoomLog(sessions)
+    async with log.unit(sid) as unit:
+        for n in range(SYNC_LIMIT + 5):
+            unit.add(EventType.CHAT, chair.membership_id, {"text": f"bulk {n}"})
 
     back = await peers.connect("delegate")
     back.session_id = sid
@@ -148,7 +146,7 @@ async def test_second_connection_of_the_same_person_keeps_presence(peers: Peers,
     tab1 = await peers.joined("expert", sid)
     tab2 = await peers.joined("expert", sid)
     await converge([chair, tab1, tab2])
-    assert chair.state.connections[tab1.membership_id] == {tab1.client.get_sid(), tab2.client.get_sid()}
+    assert chair.state.connections[tab1.membership_id] == {peers.conn_id(tab1), peers.conn_id(tab2)}
     await tab1.client.disconnect()
     await eventually(lambda: len(chair.state.connections[tab1.membership_id]) == 1, "one tab left")
     assert tab1.membership_id in chair.state.present

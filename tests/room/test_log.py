@@ -13,17 +13,13 @@ from tests.fixtures.world import World
 async def test_concurrent_reads_fold_another_process_events_once(sessions: Any, world: World) -> None:
     sid = world.sessions["open"]
     author = world.members["expert"].membership_id
-    here, there = RoomLog(), RoomLog()  # two server processes on one database
-    async with sessions() as db:
-        async with here.locked(db, sid) as state:
-            here.add(db, state, sid, EventType.CHAT, author, {"text": "one"})
-            await db.commit()
-    async with sessions() as db:
-        async with there.locked(db, sid) as state:
-            assert state.seq == 1
-            there.add(db, state, sid, EventType.CHAT, author, {"text": "two"})
-            there.add(db, state, sid, EventType.FLOOR_REQUEST, author, {})
-            await db.commit()
+    here, there = RoomLog(sessions), RoomLog(sessions)  # two server processes on one database
+    async with here.unit(sid) as unit:
+        unit.add(EventType.CHAT, author, {"text": "one"})
+    async with there.unit(sid) as unit:
+        assert unit.state.seq == 1
+        unit.add(EventType.CHAT, author, {"text": "two"})
+        unit.add(EventType.FLOOR_REQUEST, author, {})
 
     # Several commands on this process read the state at once (e.g. two room.syncs).
     async def read() -> Any:
@@ -32,7 +28,7 @@ async def test_concurrent_reads_fold_another_process_events_once(sessions: Any, 
 
     states = await asyncio.gather(*(read() for _ in range(4)))
     async with sessions() as db:
-        expected = await RoomLog().state(db, sid)
+        expected = await RoomLog(sessions).state(db, sid)
     for state in states:
         assert state.snapshot() == expected.snapshot()
     assert [c["text"] for c in expected.chat] == ["one", "two"] and expected.seq == 3
