@@ -332,9 +332,18 @@ async def _sync(rt: Realtime, ctx: EventContext) -> dict[str, Any]:
     return await rt.rooms.sync(ctx.db, ctx.scope, ctx.payload.since)
 
 
+@event("chat.history", Action.SESSION_ENTER, schemas.HistoryPayload)
+async def _history(rt: Realtime, ctx: EventContext) -> dict[str, Any]:
+    """Older chat: up to ``limit`` (<= 100) messages before seq ``before``, newest last.
+    Ack: ``{"ok": true, "messages": [{seq, membership_id, text, at}], "more": bool}``;
+    ``waiting`` in the lobby, as ``room.sync``."""
+    return await rt.rooms.history(ctx.db, ctx.scope, ctx.payload.before, ctx.payload.limit)
+
+
 @event("chat.send", Action.CHAT_SEND, schemas.ChatPayload)
 async def _chat(rt: Realtime, ctx: EventContext) -> Outcome:
-    """Post a chat message; ``idem`` makes a retried send store once."""
+    """Post a chat message; ``idem`` makes a retried send store once. Past the chat limit:
+    ``rate_limited`` with ``retry_after`` (seconds); nothing is stored."""
     return await rt.rooms.chat(ctx.db, ctx.scope, ctx.payload.text, ctx.payload.idem)
 
 

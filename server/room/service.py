@@ -21,8 +21,10 @@ from server.agenda.models import AgendaItem
 from server.audit import service as audit
 from server.core.clock import iso_z, utcnow
 from server.core.errors import DomainError, ErrorCode, conflict, invalid, not_found
+from server.core.ratelimit import TokenBucket
+from server.room.history import chat_before
 from server.room.log import SYNC_LIMIT, RoomLog
-from server.room.state import EventType, RoomState
+from server.room.state import CHAT_WINDOW, EventType, RoomState
 
 
 class Stage(Protocol):
@@ -49,9 +51,20 @@ def _waits(scope: SessionScope, state: RoomState) -> bool:
     return scope.actor.membership_id not in state.admitted
 
 
+# Chat per participant: a burst of 10, then one message a second. Someone typing fast
+# never meets it; a script posting hundreds of messages a second does at once.
+CHAT_BURST = 10
+CHAT_RATE = 1.0
+
+
+def default_chat_limit() -> TokenBucket:
+    return TokenBucket(CHAT_RATE, CHAT_BURST, message="You are sending messages too fast; wait a moment.")
+
+
 class RoomService:
-    def __init__(self, log: RoomLog) -> None:
+    def __init__(self, log: RoomLog, chat_limit: TokenBucket | None = None) -> None:
         self.log = log
+        self.chat_limit = chat_limit or default_chat_limit()
 
     async def join(
         self,
@@ -95,9 +108,13 @@ class RoomService:
     ) -> dict[str, Any]:
         base: dict[str, Any] = {"seq": state.seq, "server_now": iso_z(utcnow())}
         if since is not None and since <= state.seq and state.seq - since <= SYNC_LIMIT:
-            base["events"] = await self.log.since(db, session_id, since)
-        else:
-            base["state"] = state.snapshot()
+            events = await self.log.since(db, session_id, since)
+            # A replay is never heavier than the state: past a window of chat, the
+            # snapshot (and chat.history for the rest) is what a late client gets.
+            if sum(e["type"] == EventType.CHAT for e in events) <= CHAT_WINDOW:
+                base["events"] = events
+                return base
+        base["state"] = state.snapshot()
         return base
 
     async def sync(self, db: AsyncSession, scope: SessionScope, since: int) -> dict[str, Any]:
@@ -107,6 +124,15 @@ class RoomService:
             # The lobby is not the room: no history before the chair admits.
             raise DomainError(ErrorCode.WAITING, "Wait until the chair admits you.")
         return await self._catch_up(db, state, scope.session.id, since)
+
+    async def history(self, db: AsyncSession, scope: SessionScope, before: int, limit: int) -> dict[str, Any]:
+        """Chat messages older than seq ``before`` (``limit`` at most, newest last) and
+        whether there are more: what a state's chat window no longer holds."""
+        state = await self.log.state(db, scope.session.id)
+        if _waits(scope, state):
+            raise DomainError(ErrorCode.WAITING, "Wait until the chair admits you.")
+        messages, more = await chat_before(db, scope.session.id, before, limit)
+        return {"messages": messages, "more": more}
 
     async def leave(self, db: AsyncSession, session_id: str, membership_id: str, conn: str) -> Outcome:
         """Record that a connection left. Needs no permission: it only closes what a
@@ -154,9 +180,17 @@ class RoomService:
         return out
 
     async def chat(self, db: AsyncSession, scope: SessionScope, text: str, idem: str) -> Outcome:
+        """Post a message. Raises ``rate_limited`` (with ``retry_after``) past the
+        participant's chat limit; a retry of a message already stored still gets its
+        earlier outcome, and a refused message never reaches the log."""
         text = text.strip()
         if not text:
             raise invalid("text: a message cannot be empty.")
+        # Only new messages spend a token: a retry after a lost acknowledgement must not
+        # be refused. Refusing before the lock keeps a flood from queueing on it.
+        if (done := await self._replay(db, scope, idem)) is not None:
+            return done
+        self.chat_limit.take(scope.actor.membership_id)
 
         async def build(state: RoomState, stage: Stage) -> None:
             await self._present(scope, state)
