@@ -6,17 +6,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from server.config import Settings
-from server.core.clock import utcnow
 from server.room.models import RoomEvent
 from server.room.service import CHAT_BURST
 from server.room.state import CHAT_WINDOW
 from server.web.keys import ROOMS
 from tests.conftest import LiveServer
 from tests.fixtures.world import World, build_world
-from tests.realtime.live import Peers, converge
+from tests.realtime.live import Peers, converge, write_chats
 
 
 async def stored_chats(sessions: Any, session_id: str) -> list[RoomEvent]:
@@ -27,21 +26,6 @@ async def stored_chats(sessions: Any, session_id: str) -> list[RoomEvent]:
             .order_by(RoomEvent.seq)
         )
         return list(rows.scalars())
-
-
-async def write_chats(sessions: Any, session_id: str, authors: list[str], count: int, size: int = 200) -> None:
-    """``count`` messages stored straight into the log, as a flood before the limit
-    existed left them (nothing broadcast: the server's next read folds them in)."""
-    async with sessions() as db:
-        query = select(func.max(RoomEvent.seq)).where(RoomEvent.session_id == session_id)
-        top = (await db.execute(query)).scalar_one() or 0
-        for n in range(count):
-            text = f"flood {n:04d} " + "x" * (size - 11)
-            db.add(RoomEvent(
-                session_id=session_id, seq=top + 1 + n, type="chat", membership_id=authors[n % len(authors)],
-                payload={"text": text}, created_at=utcnow(),
-            ))
-        await db.commit()
 
 
 class FrozenClock:
