@@ -19,7 +19,7 @@ from server.realtime.server import Realtime
 from server.room.http import routes as room_routes
 from server.room.log import RoomLog
 from server.room.maintenance import close_stale_connections
-from server.room.service import RoomService
+from server.room.service import RoomService, make_chat_limit
 from server.scheduling.http import routes as scheduling_routes
 from server.visits.http import routes as visit_routes
 from server.web import middleware
@@ -68,7 +68,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
-    rooms = RoomService(RoomLog())
+    rooms = RoomService(RoomLog(), make_chat_limit(settings.chat_rate, settings.chat_burst))
     app[SETTINGS] = settings
     app[ENGINE] = engine
     app[SESSIONS] = sessions

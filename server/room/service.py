@@ -57,14 +57,14 @@ CHAT_BURST = 10
 CHAT_RATE = 1.0
 
 
-def default_chat_limit() -> TokenBucket:
-    return TokenBucket(CHAT_RATE, CHAT_BURST, message="You are sending messages too fast; wait a moment.")
+def make_chat_limit(rate: float = CHAT_RATE, burst: float = CHAT_BURST) -> TokenBucket:
+    return TokenBucket(rate, burst, message="You are sending messages too fast; wait a moment.")
 
 
 class RoomService:
     def __init__(self, log: RoomLog, chat_limit: TokenBucket | None = None) -> None:
         self.log = log
-        self.chat_limit = chat_limit or default_chat_limit()
+        self.chat_limit = chat_limit or make_chat_limit()
 
     async def join(
         self,

@@ -4,16 +4,19 @@ join, and ``chat.history`` paging back through everything that was said."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
-from server.config import Settings
+from server.app import create_app
+from server.config import Settings, load_settings
 from server.room.models import RoomEvent
 from server.room.service import CHAT_BURST
 from server.room.state import CHAT_WINDOW
 from server.web.keys import ROOMS
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, settings_for
 from tests.fixtures.world import World, build_world
 from tests.realtime.live import Peers, converge, write_chats
 
@@ -155,3 +158,17 @@ async def test_chat_history_is_refused_in_the_lobby(server: LiveServer, sessions
         assert [m["text"] for m in (await chair.send("chat.history", before=1000))["messages"]] == ["before you came"]
     finally:
         await peers.close()
+
+
+def test_the_chat_limit_is_configurable(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PARLEY_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("PARLEY_SECRET_KEY", "k" * 40)
+    monkeypatch.setenv("PARLEY_CHAT_RATE", "0.5")
+    monkeypatch.setenv("PARLEY_CHAT_BURST", "4")
+    loaded = load_settings()
+    assert (loaded.chat_rate, loaded.chat_burst) == (0.5, 4)
+    limit = create_app(settings_for(settings, chat_rate=0.5, chat_burst=4))[ROOMS].chat_limit
+    assert (limit.rate, limit.burst) == (0.5, 4)
+    assert (settings.chat_rate, settings.chat_burst) == (1.0, CHAT_BURST)
