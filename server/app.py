@@ -24,7 +24,7 @@ from server.realtime.server import Realtime
 from server.room.http import routes as room_routes
 from server.room.log import RoomLog
 from server.room.maintenance import close_stale_connections
-from server.room.service import RoomService
+from server.room.service import RoomService, make_chat_limit
 from server.scheduling.http import routes as scheduling_routes
 from server.services import Services
 from server.visits.http import routes as visit_routes
@@ -91,7 +91,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
-    rooms = RoomService(RoomLog(sessions))
+    rooms = RoomService(RoomLog(sessions), make_chat_limit(settings.chat_rate, settings.chat_burst))
     bus = EventBus()
     services = Services(settings=settings, sessions=sessions, bus=bus, rooms=rooms)
     app[SETTINGS] = settings

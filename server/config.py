@@ -43,6 +43,9 @@ class Settings:
     invitation_days: int = 30
     cookie_secure: bool = False
     max_chat_chars: int = 2000
+    # Chat per participant: sustained messages a second, and the burst allowed above it.
+    chat_rate: float = 1.0
+    chat_burst: int = 10
     # Invitation e-mail: sending is off while smtp_host is None (docs/calendars.md).
     smtp_host: str | None = None
     smtp_port: int = 587
@@ -62,7 +65,8 @@ class Settings:
 
 
 def _url_for(host: str, port: int) -> str:
-    shown = "127.0.0.1" if host in {"0.0.0.0", ""} else host
+    # Compares with the wildcard address to show a reachable one instead; binds nothing.
+    shown = "127.0.0.1" if host in {"0.0.0.0", ""} else host  # noqa: S104
     if ":" in shown and not shown.startswith("["):
         shown = f"[{shown}]"
     return f"http://{shown}:{port}"
@@ -117,6 +121,8 @@ def load_settings() -> Settings:
         auto_migrate=_bool("PARLEY_AUTO_MIGRATE", True),
         default_language=_env("PARLEY_LANGUAGE", "en") or "en",
         invitation_days=int(_env("PARLEY_INVITATION_DAYS", "30") or 30),
+        chat_rate=float(_env("PARLEY_CHAT_RATE", "1") or 1),
+        chat_burst=int(_env("PARLEY_CHAT_BURST", "10") or 10),
         cookie_secure=_bool("PARLEY_COOKIE_SECURE", base.startswith("https://")),
         smtp_host=_env("PARLEY_SMTP_HOST"),
         smtp_port=int(_env("PARLEY_SMTP_PORT", "587") or 587),

@@ -6,16 +6,24 @@
 // filled with room.sync, and a reconnect re-joins with `since` so nothing is missed
 // and nothing is applied twice. Every command carries an idempotency key and is
 // resent with the same key when no acknowledgement arrives: the server stores it once.
+// A room.beacon names the newest seq: a client behind it (a broadcast lost on the way)
+// asks room.sync.
+//
+// The state keeps the last CHAT_WINDOW messages; the chat log on the page keeps what
+// it has shown and loads older messages on demand (chat.history).
 //
 // Rendering uses DOM APIs and textContent only; nothing a participant typed is
 // ever parsed as HTML.
 
 import { io } from "/static/vendor/socket.io.esm.min.js";
-import { RoomState, formatElapsed } from "/static/js/room_state.js";
+import { CHAT_WINDOW, RoomState, formatElapsed } from "/static/js/room_state.js";
 
 const ACK_TIMEOUT_MS = 8000;
 const MAX_ATTEMPTS = 6;
 const GAP_GRACE_MS = 300;
+// Reconnection: exponential back-off from 1 s to 30 s, each delay jittered by ±50 %,
+// so that the clients of a restarted server do not all come back in the same second.
+const BACKOFF = { reconnectionDelay: 1000, reconnectionDelayMax: 30_000, randomizationFactor: 0.5 };
 
 const data = JSON.parse(document.getElementById("room-data").textContent);
 const S = data.strings;
@@ -32,6 +40,9 @@ let gapTimer = null;
 let clockOffset = 0; // estimated server clock minus local clock, in ms
 let joinWaiters = [];
 let chatShown = 0; // highest chat seq already in the log
+let chatMore = false; // the log on the page has older messages still to load
+let loadingEarlier = false;
+let waitHandle = null; // counts down a rate limit's retry_after
 let lastFloor; // undefined until the first render, then the holder (or null)
 let timerHandle = null;
 const busy = new Set(); // commands waiting for their acknowledgement
@@ -109,9 +120,25 @@ function showError(message) {
 }
 
 function clearError() {
+  if (waitHandle !== null) {
+    window.clearInterval(waitHandle);
+    waitHandle = null;
+  }
   const node = $("room-error");
   node.hidden = true;
   node.textContent = "";
+}
+
+/** A rate limit: say how long to wait, counting down, then clear the message. */
+function showWait(retryAfter) {
+  clearError();
+  let left = Math.max(1, Math.ceil(Number(retryAfter) || 1));
+  showError(fmt(S.rate_limited, { n: left }));
+  waitHandle = window.setInterval(() => {
+    left -= 1;
+    if (left > 0) $("room-error").textContent = fmt(S.rate_limited, { n: left });
+    else clearError();
+  }, 1000);
 }
 
 function announce(text) {
@@ -142,7 +169,20 @@ function metaOf(m) {
 // ---- the connection ----------------------------------------------------------------
 
 // WebSocket only: the server checks the Origin header, which polling GETs do not carry.
-const socket = io({ transports: ["websocket"], reconnectionDelayMax: 4000 });
+const socket = io({ transports: ["websocket"], ...BACKOFF });
+
+// Reconnects socket.io leaves to us (the server closed the connection, or refused it)
+// back off the same way; a connection that comes up resets the count.
+let manualAttempts = 0;
+
+function reconnectLater() {
+  const base = Math.min(BACKOFF.reconnectionDelayMax, BACKOFF.reconnectionDelay * 2 ** manualAttempts);
+  const jitter = 1 + BACKOFF.randomizationFactor * (2 * Math.random() - 1);
+  manualAttempts += 1;
+  window.setTimeout(() => {
+    if (!socket.connected) socket.connect();
+  }, base * jitter);
+}
 
 function whenJoined() {
   if (joined && socket.connected) return Promise.resolve();
@@ -173,7 +213,8 @@ async function send(event, fields = {}) {
       continue; // no answer: the same key again, so it is stored once
     }
     if (ack && ack.error) {
-      showError(ack.error.message);
+      if (ack.error.code === "rate_limited") showWait(ack.error.retry_after);
+      else showError(ack.error.message);
       return null;
     }
     clearError();
@@ -300,6 +341,7 @@ function scheduleGapCheck() {
 }
 
 socket.on("connect", () => {
+  manualAttempts = 0;
   setStatus(S.connected, "ok");
   join();
 });
@@ -309,7 +351,7 @@ socket.on("disconnect", (reason) => {
   setStatus(S.reconnecting, "lost");
   // socket.io leaves reconnecting to us when the server closed the connection; if the
   // login has ended, the next attempt says so (connect_error below).
-  if (reason === "io server disconnect") window.setTimeout(() => socket.connect(), 2000);
+  if (reason === "io server disconnect") reconnectLater();
 });
 
 socket.on("connect_error", (err) => {
@@ -320,13 +362,20 @@ socket.on("connect_error", (err) => {
   } else if (!socket.active) {
     // Refused by the server: socket.io does not retry by itself.
     setStatus(S.reconnecting, "error");
-    window.setTimeout(() => socket.connect(), 5000);
+    reconnectLater();
   } else {
     setStatus(S.reconnecting, "lost");
   }
 });
 
 socket.on("room.event", onEvent);
+
+// The server's periodic word on the newest seq: a broadcast lost on the way (a message
+// queue gap) would otherwise go unnoticed until the next event arrives.
+socket.on("room.beacon", (msg) => {
+  if (!msg || msg.session_id !== SESSION || !state || !joined) return;
+  if (Number.isInteger(msg.seq) && msg.seq > state.seq) sync();
+});
 
 // The secretariat changed who may be here (access, chair, roles): ask again.
 socket.on("room.reset", (msg) => {
@@ -567,31 +616,74 @@ function renderLobby() {
   $("lobby-empty").hidden = rows.length > 0;
 }
 
+function chatItem(msg) {
+  return el(
+    "li",
+    { class: msg.membership_id === ME ? "me" : undefined, "data-seq": msg.seq },
+    el("p", { class: "chat-meta" },
+      el("strong", { text: nameOf(msg.membership_id) }),
+      " ",
+      el("time", { datetime: msg.at, class: "muted", text: clockTime(msg.at) }),
+    ),
+    el("p", { class: "chat-text", text: msg.text }),
+  );
+}
+
 function renderChat() {
   const log = $("chat-log");
   const nearBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 48;
+  const first = state.chat.length ? state.chat[0].seq : 0;
+  if (chatShown && first > chatShown && state.chat.length === CHAT_WINDOW && state.chatMore) {
+    // A catch-up brought a full window past what the log shows: messages in between
+    // may be missing. Start again from the window; older ones load on demand.
+    log.replaceChildren();
+    chatShown = 0;
+  }
+  if (!chatShown) chatMore = state.chatMore; // the log starts from this window
   let i = state.chat.length;
   while (i > 0 && state.chat[i - 1].seq > chatShown) i -= 1;
   let mine = false;
   for (; i < state.chat.length; i += 1) {
     const msg = state.chat[i];
-    log.append(
-      el(
-        "li",
-        { class: msg.membership_id === ME ? "me" : undefined, "data-seq": msg.seq },
-        el("p", { class: "chat-meta" },
-          el("strong", { text: nameOf(msg.membership_id) }),
-          " ",
-          el("time", { datetime: msg.at, class: "muted", text: clockTime(msg.at) }),
-        ),
-        el("p", { class: "chat-text", text: msg.text }),
-      ),
-    );
+    log.append(chatItem(msg));
     chatShown = msg.seq;
     mine = mine || msg.membership_id === ME;
   }
-  $("chat-empty").hidden = state.chat.length > 0;
+  $("chat-empty").hidden = log.childElementCount > 0;
+  $("chat-earlier").hidden = !chatMore;
   if (nearBottom || mine) log.scrollTop = log.scrollHeight;
+}
+
+/** Prepend the page of messages before the oldest shown, keeping the view still. */
+async function loadEarlier() {
+  const log = $("chat-log");
+  const oldest = log.firstElementChild ? Number(log.firstElementChild.dataset.seq) : chatShown + 1;
+  if (loadingEarlier || !chatMore || !oldest) return;
+  loadingEarlier = true;
+  const button = $("chat-earlier");
+  button.disabled = true;
+  let ack;
+  try {
+    ack = await ask("chat.history", { session_id: SESSION, before: oldest, limit: CHAT_WINDOW });
+  } catch {
+    ack = { error: { message: S.not_sent } };
+  } finally {
+    loadingEarlier = false;
+    button.disabled = false;
+  }
+  if (ack.error) {
+    showError(ack.error.message);
+    return;
+  }
+  const older = (ack.messages || []).filter((m) => m.seq < oldest);
+  // Anchored to the bottom: what the reader was looking at stays where it was.
+  const fromBottom = log.scrollHeight - log.scrollTop;
+  log.prepend(...older.map(chatItem));
+  log.scrollTop = log.scrollHeight - fromBottom;
+  chatMore = Boolean(ack.more);
+  button.hidden = !chatMore;
+  $("chat-empty").hidden = log.childElementCount > 0;
+  if (!chatMore) log.focus(); // the button went away: keep keyboard focus nearby
 }
 
 function renderPresence() {
@@ -633,6 +725,7 @@ onClick($("request-floor"), () => command("floor.request", "floor.request"));
 onClick($("withdraw-floor"), () => command("floor.withdraw", "floor.withdraw"));
 onClick($("end-floor"), () => command("floor.end", "floor.end"));
 onClick($("end-item"), () => command("item.end", "item.end"));
+onClick($("chat-earlier"), loadEarlier);
 onClick($("ask-again"), () => {
   clearError();
   $("ask-again").hidden = true;

@@ -3,6 +3,9 @@
 // tests/room/test_state_parity.py against the Python fold on the same events.
 // Keep the two in step: a rule changed on one side must change on the other.
 
+// Chat messages a state keeps (CHAT_WINDOW in state.py); older ones load on demand.
+export const CHAT_WINDOW = 100;
+
 const has = (obj, key) => Object.prototype.hasOwnProperty.call(obj, key);
 
 export class RoomState {
@@ -16,7 +19,8 @@ export class RoomState {
     this.items = new Map(); // item id -> {started, ended}
     this.queue = [];
     this.floor = null; // {membership_id, since}
-    this.chat = [];
+    this.chat = []; // the last CHAT_WINDOW messages
+    this.chatMore = false; // older messages than those in chat exist
   }
 
   /** Rebuild from the JSON form the server sends (RoomState.snapshot()). */
@@ -36,6 +40,7 @@ export class RoomState {
     s.queue = [...(snap.queue || [])];
     s.floor = snap.floor ? { ...snap.floor } : null;
     s.chat = (snap.chat || []).map((c) => ({ ...c }));
+    s.chatMore = Boolean(snap.chat_more);
     return s;
   }
 
@@ -111,7 +116,13 @@ export class RoomState {
         this.floor = null;
         break;
       case "chat":
-        if (who) this.chat.push({ seq: event.seq, membership_id: who, text: data.text, at });
+        if (who) {
+          this.chat.push({ seq: event.seq, membership_id: who, text: data.text, at });
+          if (this.chat.length > CHAT_WINDOW) {
+            this.chat.splice(0, this.chat.length - CHAT_WINDOW);
+            this.chatMore = true;
+          }
+        }
         break;
       default:
         break; // a newer server's event: only its seq matters here
@@ -138,6 +149,7 @@ export class RoomState {
       queue: [...this.queue],
       floor: this.floor ? { ...this.floor } : null,
       chat: this.chat.map((c) => ({ ...c })),
+      chat_more: this.chatMore,
     };
   }
 }

@@ -71,7 +71,9 @@ async function refresh(movedIds, message) {
   }
 }
 
-const socket = io({ transports: ["websocket"] });
+// Exponential back-off from 1 s to 30 s, jittered by ±50 %: the clients of a restarted
+// server do not all come back in the same second.
+const socket = io({ transports: ["websocket"], reconnectionDelay: 1000, reconnectionDelayMax: 30_000, randomizationFactor: 0.5 });
 
 socket.on("connect", () => {
   socket.timeout(10000).emit("visit.watch", { visit_id: VISIT }, (err, ack) => {

@@ -60,9 +60,19 @@ async def sync(call: Call[SessionScope]) -> Reply:
     return Reply(await call.services.rooms.sync(call.scope, call.payload.since))
 
 
+@session_event("chat.history", Action.SESSION_ENTER, schemas.HistoryPayload)
+async def history(call: Call[SessionScope]) -> Reply:
+    """Older chat: up to ``limit`` (<= 100) messages before seq ``before``, newest last.
+    Ack: ``{"ok": true, "messages": [{seq, membership_id, text, at}], "more": bool}``;
+    ``waiting`` in the lobby, as ``room.sync``."""
+    p = call.payload
+    return Reply(await call.services.rooms.history(call.scope, p.before, p.limit))
+
+
 @session_event("chat.send", Action.CHAT_SEND, schemas.ChatPayload)
 async def chat(call: Call[SessionScope]) -> Reply:
-    """Post a chat message; ``idem`` makes a retried send store once."""
+    """Post a chat message; ``idem`` makes a retried send store once. Past the chat
+    limit: ``rate_limited`` with ``retry_after`` (seconds); nothing is stored."""
     return _reply(await call.services.rooms.chat(call.scope, call.payload.text, call.payload.idem))
 
 

@@ -6,6 +6,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from server.room.state import CHAT_WINDOW
+
 # No NUL bytes anywhere: PostgreSQL refuses them in text (an error, not a refusal).
 Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 IdemKey = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00]+$")]
@@ -26,6 +28,11 @@ class JoinPayload(SessionRef):
 
 class SyncPayload(SessionRef):
     since: Annotated[int, Field(ge=0)]
+
+
+class HistoryPayload(SessionRef):
+    before: Annotated[int, Field(ge=1)]
+    limit: Annotated[int, Field(ge=1, le=CHAT_WINDOW)] = CHAT_WINDOW
 
 
 class ChatPayload(SessionRef):

@@ -25,8 +25,9 @@ from server.core.clock import iso_z, utcnow
 from server.core.errors import DomainError, ErrorCode, conflict, invalid, not_found
 from server.core.events import DomainEvent
 from server.core.ratelimit import TokenBucket
+from server.room.history import chat_before
 from server.room.log import SYNC_LIMIT, RoomLog, Unit
-from server.room.state import EventType, RoomState
+from server.room.state import CHAT_WINDOW, EventType, RoomState
 
 
 class Stage:
@@ -85,13 +86,24 @@ def _waits(scope: SessionScope, state: RoomState) -> bool:
     return scope.actor.membership_id not in state.admitted
 
 
+# Chat per participant: a burst of 10, then one message a second. Someone typing fast
+# never meets it; a script posting hundreds of messages a second does at once.
+CHAT_BURST = 10
+CHAT_RATE = 1.0
+
+
+def make_chat_limit(rate: float = CHAT_RATE, burst: float = CHAT_BURST) -> TokenBucket:
+    return TokenBucket(rate, burst, message="You are sending messages too fast; wait a moment.")
+
+
 class RoomService:
     """Room commands. Each runs in one ``RoomLog.unit``: the room's lock, then a
     transaction that the unit commits before the events reach the cache and before
     the caller publishes them (persist, then announce)."""
 
-    def __init__(self, log: RoomLog) -> None:
+    def __init__(self, log: RoomLog, chat_limit: TokenBucket | None = None) -> None:
         self.log = log
+        self.chat_limit = chat_limit or make_chat_limit()
         # Ephemeral signals are cheap to send and cost every listener: bound them.
         self.signals = TokenBucket(rate=2.0, burst=5.0, message="Too many signals; slow down.")
 
@@ -145,9 +157,13 @@ class RoomService:
         base: dict[str, Any] = {"seq": seq, "server_now": iso_z(utcnow())}
         if since is not None and since <= seq and seq - since <= SYNC_LIMIT:
             # Only up to the acknowledged seq: later events reach the client live.
-            base["events"] = [e for e in await self.log.since(db, session_id, since) if e["seq"] <= seq]
-        else:
-            base["state"] = state.snapshot()
+            events = [e for e in await self.log.since(db, session_id, since) if e["seq"] <= seq]
+            # A replay is never heavier than the state: past a window of chat, the
+            # snapshot (and chat.history for the rest) is what a late client gets.
+            if sum(e["type"] == EventType.CHAT for e in events) <= CHAT_WINDOW:
+                base["events"] = events
+                return base
+        base["state"] = state.snapshot()
         return base
 
     async def sync(self, scope: SessionScope, since: int) -> dict[str, Any]:
@@ -159,6 +175,16 @@ class RoomService:
                 # The lobby is not the room: no history before the chair admits.
                 raise DomainError(ErrorCode.WAITING, "Wait until the chair admits you.")
             return await self._catch_up(db, state, scope.session.id, since)
+
+    async def history(self, scope: SessionScope, before: int, limit: int) -> dict[str, Any]:
+        """Chat messages older than seq ``before`` (``limit`` at most, newest last) and
+        whether there are more: what a state's chat window no longer holds."""
+        async with self.log.sessions() as db:
+            state = await self.log.state(db, scope.session.id)
+            if _waits(scope, state):
+                raise DomainError(ErrorCode.WAITING, "Wait until the chair admits you.")
+            messages, more = await chat_before(db, scope.session.id, before, limit)
+        return {"messages": messages, "more": more}
 
     async def leave(self, session_id: str, membership_id: str, conn: str, reason: str | None = None) -> Outcome:
         """Record that a connection left. Needs no permission: it only closes what a
@@ -181,8 +207,8 @@ class RoomService:
     async def _replay(
         self, db: AsyncSession, scope: SessionScope, idem: str | None
     ) -> dict[str, Any] | None:
-        """The earlier event of a retried command. Called under the room's lock, so a
-        retry racing its original waits for it instead of storing a second event."""
+        """The earlier event of a retried command. ``_command`` asks under the room's
+        lock, so a retry racing its original waits for it instead of storing twice."""
         if idem is None:
             return None
         return await self.log.find_idempotent(db, scope.session.id, scope.actor.membership_id, idem)
@@ -212,9 +238,18 @@ class RoomService:
         return Outcome(ack={"seq": last, **(extra or {})}, news=[changed])
 
     async def chat(self, scope: SessionScope, text: str, idem: str) -> Outcome:
+        """Post a message. Raises ``rate_limited`` (with ``retry_after``) past the
+        participant's chat limit; a retry of a message already stored still gets its
+        earlier outcome, and a refused message never reaches the log."""
         text = text.strip()
         if not text:
             raise invalid("text: a message cannot be empty.")
+        # Only new messages spend a token: a retry after a lost acknowledgement must not
+        # be refused. Refusing before the lock keeps a flood from queueing on it.
+        async with self.log.sessions() as db:
+            earlier = await self._replay(db, scope, idem)
+        if earlier is None:
+            self.chat_limit.take(scope.actor.membership_id)
 
         async def build(state: RoomState, stage: Stage) -> None:
             await self._present(scope, state)

@@ -14,6 +14,11 @@ from typing import Any
 
 from server.core.clock import iso_z
 
+# Chat messages a state keeps: what a join or a sync snapshot carries. Older ones stay
+# in the log and load on demand (``chat.history``); without a window one flood made
+# every join carry megabytes and every cached state grow for ever.
+CHAT_WINDOW = 100
+
 
 class EventType(StrEnum):
     JOIN = "join"
@@ -41,7 +46,8 @@ class RoomState:
     items: dict[str, dict[str, str | None]] = field(default_factory=dict)  # id -> started/ended
     queue: list[str] = field(default_factory=list)
     floor: dict[str, str] | None = None  # {"membership_id", "since"}
-    chat: list[dict[str, Any]] = field(default_factory=list)
+    chat: list[dict[str, Any]] = field(default_factory=list)  # the last CHAT_WINDOW messages
+    chat_more: bool = False  # older messages than those in ``chat`` exist
 
     @property
     def present(self) -> list[str]:
@@ -90,6 +96,9 @@ class RoomState:
             self.floor = None
         elif kind == EventType.CHAT and who:
             self.chat.append({"seq": event["seq"], "membership_id": who, "text": data["text"], "at": at})
+            if len(self.chat) > CHAT_WINDOW:
+                del self.chat[: len(self.chat) - CHAT_WINDOW]
+                self.chat_more = True
 
     def present_has(self, who: str) -> bool:
         return bool(self.connections.get(who))
@@ -116,6 +125,7 @@ class RoomState:
             "queue": list(self.queue),
             "floor": dict(self.floor) if self.floor else None,
             "chat": list(self.chat),
+            "chat_more": self.chat_more,
         }
 
 

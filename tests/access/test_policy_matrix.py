@@ -245,6 +245,7 @@ EVENT_CALLS: dict[str, EventCall] = {
     "room.join": EventCall(_ref, join=False),
     "room.leave": EventCall(_ref),
     "room.sync": EventCall(lambda c: {"session_id": c.session.id, "since": 0}),
+    "chat.history": EventCall(lambda c: {"session_id": c.session.id, "before": 1}),
     "chat.send": EventCall(lambda c: {"session_id": c.session.id, "text": "Good morning", "idem": new_idem()}),
     "floor.request": EventCall(_idem),
     "floor.withdraw": EventCall(_idem, setup=_request_first),

@@ -18,7 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import socketio
+from sqlalchemy import func, select
 
+from server.core.clock import utcnow
+from server.room.models import RoomEvent
 from server.room.state import RoomState
 from server.web.keys import REALTIME
 from tests.conftest import LiveServer, login, socket_client
@@ -173,3 +176,20 @@ async def converge(peers: list[Peer], fresh: Peer | None = None) -> str:
     for peer in peers[1:]:
         assert peer.snapshot() == first, (peers[0].key, peer.key)
     return first
+
+
+async def write_chats(sessions: Any, session_id: str, authors: list[str], count: int, size: int = 200) -> int:
+    """``count`` messages stored straight into the log, as a flood before the limit
+    existed left them (nothing broadcast: the server's next read folds them in).
+    Returns the last seq written."""
+    async with sessions() as db:
+        query = select(func.max(RoomEvent.seq)).where(RoomEvent.session_id == session_id)
+        top = (await db.execute(query)).scalar_one() or 0
+        for n in range(count):
+            text = f"flood {n:04d} " + "x" * (size - 11)
+            db.add(RoomEvent(
+                session_id=session_id, seq=top + 1 + n, type="chat", membership_id=authors[n % len(authors)],
+                payload={"text": text}, created_at=utcnow(),
+            ))
+        await db.commit()
+    return int(top) + count

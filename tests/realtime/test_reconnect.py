@@ -6,7 +6,7 @@ import copy
 from typing import Any
 
 from server.room.log import SYNC_LIMIT, RoomLog
-from server.room.state import EventType, RoomState
+from server.room.state import CHAT_WINDOW, EventType, RoomState
 from tests.fixtures.world import World
 from tests.realtime.live import Peer, Peers, canonical, converge, eventually
 
@@ -128,7 +128,10 @@ async def test_too_far_behind_or_ahead_gets_the_whole_state(
     back.session_id = sid
     sync = await back.send("room.sync", since=last)
     assert "events" not in sync and sync["state"]["seq"] == sync["seq"] > last + SYNC_LIMIT
-    assert len(sync["state"]["chat"]) == SYNC_LIMIT + 5
+    # The state's chat is its window of the latest messages; chat.history has the rest.
+    chat = sync["state"]["chat"]
+    assert len(chat) == CHAT_WINDOW and sync["state"]["chat_more"] is True
+    assert chat[-1]["text"] == f"bulk {SYNC_LIMIT + 4}"
     ack = await back.call("room.join", {"session_id": sid, "since": last})
     assert ack["status"] == "joined" and "events" not in ack, sorted(ack)
     assert ack["state"]["seq"] == ack["seq"] == sync["seq"] + 1

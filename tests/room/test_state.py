@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.room.state import EventType, RoomState, serialize_event
+from server.room.state import CHAT_WINDOW, EventType, RoomState, serialize_event
 
 T0 = datetime(2026, 3, 29, 0, 59, 58, 250000, tzinfo=UTC)  # across the EU DST change
 PEOPLE = ["m-chair", "m-expert", "m-delegate", "m-observer"]
@@ -59,7 +59,7 @@ def test_serialized_events_carry_utc_times() -> None:
 def test_empty_state() -> None:
     assert RoomState().snapshot() == {
         "seq": 0, "people": {}, "present": [], "connections": {}, "lobby": [], "current_item": None,
-        "items": {}, "queue": [], "floor": None, "chat": [],
+        "items": {}, "queue": [], "floor": None, "chat": [], "chat_more": False,
     }
 
 
@@ -162,6 +162,27 @@ def test_chat_keeps_author_seq_and_time() -> None:
     assert state.seq == 2
 
 
+def test_chat_keeps_a_window_of_the_latest_messages() -> None:
+    """Thousands of messages folded: the state (cached per process, sent with every
+    join) keeps the last CHAT_WINDOW, in order, and says older ones exist."""
+    log = Log()
+    log.join("m-expert", "c1")
+    state = fold(log.events)
+    for n in range(CHAT_WINDOW):
+        state.apply(log.add(EventType.CHAT, "m-expert", text=f"m{n}"))
+    assert len(state.chat) == CHAT_WINDOW and state.chat_more is False
+    for n in range(CHAT_WINDOW, 5000):
+        state.apply(log.add(EventType.CHAT, "m-expert", text=f"m{n}"))
+        assert len(state.chat) <= CHAT_WINDOW
+    snap = state.snapshot()
+    assert [c["text"] for c in snap["chat"]] == [f"m{n}" for n in range(5000 - CHAT_WINDOW, 5000)]
+    assert [c["seq"] for c in snap["chat"]] == list(range(state.seq - CHAT_WINDOW + 1, state.seq + 1))
+    assert snap["chat_more"] is True
+    # Other events leave the window alone.
+    state.apply(log.add(EventType.FLOOR_REQUEST, "m-expert"))
+    assert state.snapshot()["chat"] == snap["chat"]
+
+
 def test_unknown_event_types_only_advance_seq() -> None:
     """A newer server may log kinds this fold does not know: it must not break."""
     log = Log()
@@ -260,5 +281,6 @@ def test_invariants(events: list[dict[str, Any]]) -> None:
             assert event["payload"]["target"] in state.admitted
             assert event["payload"]["target"] not in state.lobby
         assert [c["seq"] for c in state.chat] == sorted(c["seq"] for c in state.chat)
+        assert len(state.chat) <= CHAT_WINDOW
         snap = state.snapshot()
         assert snap["present"] == sorted(m for m, c in snap["connections"].items() if c)

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from server.room.state import EventType, RoomState, serialize_event
+from server.room.state import CHAT_WINDOW, EventType, RoomState, serialize_event
 
 ROOT = Path(__file__).resolve().parents[2]
 ROOM_STATE_JS = ROOT / "client_web/js/room_state.js"
@@ -251,3 +251,31 @@ def test_simulated_sessions_fold_the_same(tmp_path: Path) -> None:
         check(recorder, result, f"seed {seed}")
         kinds.update(e["type"] for e in recorder.events)
     assert kinds >= {str(t) for t in EventType}, sorted(kinds)
+
+
+def long_chat(messages: int = 3 * CHAT_WINDOW // 2) -> Recorder:
+    """More messages than a state keeps, with other events in between."""
+    r = Recorder()
+    r.add(EventType.JOIN, "m-sec", {"person": person("m-sec"), "conn": "s1"})
+    r.add(EventType.JOIN, "m-ke", {"person": person("m-ke"), "conn": "k1"})
+    for n in range(messages):
+        who = "m-ke" if n % 3 else "m-sec"
+        r.add(EventType.CHAT, who, {"text": f"message {n} ¿ok? <b>"}, after=0.4)
+        if n == CHAT_WINDOW - 1:
+            r.add(EventType.FLOOR_REQUEST, "m-ke", {})
+        if n == CHAT_WINDOW + 7:
+            r.add(EventType.LEAVE, "m-ke", {"conn": "k1"})
+            r.add(EventType.JOIN, "m-ke", {"person": person("m-ke"), "conn": "k2"})
+    return r
+
+
+def test_a_chat_longer_than_the_window_folds_the_same(tmp_path: Path) -> None:
+    recorder = long_chat()
+    [result] = run_node(tmp_path, [recorder])
+    check(recorder, result, "long chat")
+    final = recorder.snapshots[-1]
+    assert len(final["chat"]) == CHAT_WINDOW and final["chat_more"] is True
+    assert final["chat"][-1]["text"].startswith(f"message {3 * CHAT_WINDOW // 2 - 1} ")
+    # The window filled exactly at the 100th message: not "more" before the 101st.
+    first_full = next(s for s in recorder.snapshots if len(s["chat"]) == CHAT_WINDOW)
+    assert first_full["chat_more"] is False
