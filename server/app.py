@@ -13,17 +13,22 @@ from sqlalchemy import text
 from server.calendars.http import routes as calendar_routes
 from server.config import Settings
 from server.core.errors import DomainError, ErrorCode
+from server.core.events import EventBus
 from server.db.session import make_engine, make_sessionmaker
+from server.jobs import invitations
+from server.jobs.runner import DueWorkRunner
 from server.people.http import routes as people_routes
+from server.presence.lease import ProcessLease
+from server.presence.rooms import OwnedConnectionRooms
+from server.realtime.presence import presence_closed_emitter
 from server.realtime.server import Realtime
 from server.room.http import routes as room_routes
 from server.room.log import RoomLog
-from server.room.maintenance import close_stale_connections
-from server.room.service import RoomService
+from server.room.maintenance import PresenceClosed, close_unowned_connections
 from server.scheduling.http import routes as scheduling_routes
 from server.visits.http import routes as visit_routes
 from server.web import middleware
-from server.web.keys import ENGINE, REALTIME, ROOMS, SESSIONS, SETTINGS, TEMPLATES
+from server.web.keys import DUE_WORK, ENGINE, LEASE, REALTIME, ROOMS, SESSIONS, SETTINGS, TEMPLATES
 from server.web.routing import RouteTable
 from server.web.templating import make_environment
 
@@ -68,7 +73,16 @@ def create_app(settings: Settings) -> web.Application:
     )
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
-    rooms = RoomService(RoomLog())
+    bus = EventBus()
+    room_log = RoomLog()
+    lease = ProcessLease(
+        sessions, room_log, bus,
+        lifetime_seconds=settings.presence_lease_seconds, renew_seconds=settings.presence_renew_seconds,
+    )
+    rooms = OwnedConnectionRooms(room_log, lease.process_id)
+    due_work = DueWorkRunner(sessions, bus, poll_seconds=settings.due_work_poll_seconds)
+    lease.register(due_work)
+    invitations.register(due_work)
     app[SETTINGS] = settings
     app[ENGINE] = engine
     app[SESSIONS] = sessions
@@ -76,16 +90,36 @@ def create_app(settings: Settings) -> web.Application:
     app[TEMPLATES] = make_environment()
     realtime = Realtime(settings, sessions, rooms)
     app[REALTIME] = realtime
+    app[DUE_WORK] = due_work
+    app[LEASE] = lease
     realtime.sio.attach(app)
+    bus.subscribe(PresenceClosed, presence_closed_emitter(realtime))
+
+    async def drop_sockets() -> None:
+        # Our lease lapsed and our connections were closed: clients reconnect and rejoin.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(realtime.sio.eio.disconnect(), timeout=5)
+
+    lease.on_lost = drop_sockets
 
     async def dispose_engine(app: web.Application) -> AsyncIterator[None]:
         yield
         await engine.dispose()
 
-    async def housekeeping(app: web.Application) -> None:
+    async def presence_and_due_work(app: web.Application) -> AsyncIterator[None]:
+        await lease.start()
         if settings.redis_url is None:
+            # The only process: every other lease belongs to a run that is over, and
+            # its presence is closed before the first client is served.
+            await lease.expire_others()
             async with sessions() as db:
-                await close_stale_connections(db, rooms.log)
+                await close_unowned_connections(db, room_log)
+            await due_work.run_once()
+        due_work.start()
+        yield
+        # After on_shutdown: our sockets have left; close any left over, end the lease.
+        await due_work.stop()
+        await lease.stop()
 
     async def close_connections(app: web.Application) -> None:
         # A graceful stop closes every Socket.IO connection while the database is still
@@ -104,7 +138,7 @@ def create_app(settings: Settings) -> web.Application:
 
     app.cleanup_ctx.append(dispose_engine)
     app.cleanup_ctx.append(login_sweeper)
-    app.on_startup.append(housekeeping)
+    app.cleanup_ctx.append(presence_and_due_work)
     app.on_shutdown.append(close_connections)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/static/vendor/{name}", vendor)

@@ -11,7 +11,7 @@ from server.core.clock import utcnow
 from server.db.base import Base, UTCDateTime
 
 
-class ProcessLease(Base):
+class Lease(Base):
     __tablename__ = "process_lease"
 
     process_id: Mapped[str] = mapped_column(String(40), primary_key=True)

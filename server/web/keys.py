@@ -9,6 +9,8 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from server.config import Settings
+from server.jobs.runner import DueWorkRunner
+from server.presence.lease import ProcessLease
 from server.room.service import RoomService
 
 if TYPE_CHECKING:
@@ -20,3 +22,5 @@ SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
 ROOMS = web.AppKey("rooms", RoomService)
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
 REALTIME: web.AppKey[Realtime] = web.AppKey("realtime")
+DUE_WORK = web.AppKey("due_work", DueWorkRunner)
+LEASE = web.AppKey("lease", ProcessLease)
