@@ -7,6 +7,7 @@ from typing import Any
 
 from server.room.log import SYNC_LIMIT, RoomLog
 from server.room.state import EventType, RoomState
+from server.web.keys import LEASE
 from tests.fixtures.world import World
 from tests.realtime.live import Peer, Peers, canonical, converge, eventually
 
@@ -50,7 +51,9 @@ async def test_rejoin_since_last_seq_replays_exactly_the_missed_events(peers: Pe
     replay = ack["events"]
     assert [e["seq"] for e in replay] == list(range(last + 1, ack["seq"] + 1))
     assert replay[0]["type"] == "leave" and replay[0]["membership_id"] == away.membership_id
-    assert replay[-1]["type"] == "join" and replay[-1]["payload"]["conn"] == back.client.get_sid()
+    # A connection is named by its server process and socket (presence expiry needs the owner).
+    conn = f"{peers.server.app[LEASE].process_id}:{back.client.get_sid()}"
+    assert replay[-1]["type"] == "join" and replay[-1]["payload"]["conn"] == conn
     # Exactly what a client that stayed saw live.
     await chair.synced(ack["seq"])
     seen = [essence(e) for e in chair.live if e["seq"] > last]
@@ -148,7 +151,10 @@ async def test_second_connection_of_the_same_person_keeps_presence(peers: Peers,
     tab1 = await peers.joined("expert", sid)
     tab2 = await peers.joined("expert", sid)
     await converge([chair, tab1, tab2])
-    assert chair.state.connections[tab1.membership_id] == {tab1.client.get_sid(), tab2.client.get_sid()}
+    process = peers.server.app[LEASE].process_id
+    assert chair.state.connections[tab1.membership_id] == {
+        f"{process}:{tab1.client.get_sid()}", f"{process}:{tab2.client.get_sid()}"
+    }
     await tab1.client.disconnect()
     await eventually(lambda: len(chair.state.connections[tab1.membership_id]) == 1, "one tab left")
     assert tab1.membership_id in chair.state.present
