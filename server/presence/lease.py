@@ -169,10 +169,16 @@ class ProcessLease:
                 await task
         if self.started_at is None:
             return
-        async with self.sessions() as db:
-            await db.execute(delete(Lease).where(Lease.process_id == self.process_id))
-            await jobs.cancel(db, PRESENCE_EXPIRE, self.process_id)
-            closed = await close_process_connections(
-                db, self.room_log, self.process_id, self.started_at, reason="stop"
-            )
+        try:
+            async with self.sessions() as db:
+                await db.execute(delete(Lease).where(Lease.process_id == self.process_id))
+                await jobs.cancel(db, PRESENCE_EXPIRE, self.process_id)
+                closed = await close_process_connections(
+                    db, self.room_log, self.process_id, self.started_at, reason="stop"
+                )
+        except Exception as exc:
+            # Nothing is lost: the lease lapses and another process (or the next start)
+            # closes this one's presence then.
+            log.warning("could not end the lease of %s: %s", self.process_id, " ".join(str(exc).split())[:300])
+            return
         await self.bus.publish(*closed)
