@@ -15,21 +15,23 @@ from server.calendars.http import routes as calendar_routes
 from server.config import Settings
 from server.core.errors import DomainError, ErrorCode
 from server.core.events import EventBus
-from server.core.ids import new_id
 from server.db.session import make_engine, make_sessionmaker
+from server.jobs import invitations
+from server.jobs.runner import DueWorkRunner
 from server.mail.http import routes as mail_routes
 from server.people.http import routes as people_routes
+from server.presence.lease import ProcessLease
 from server.realtime.emitter import Emitter
 from server.realtime.server import Realtime
 from server.room.http import routes as room_routes
 from server.room.log import RoomLog
-from server.room.maintenance import close_stale_connections
+from server.room.maintenance import close_unowned_connections
 from server.room.service import RoomService, make_chat_limit
 from server.scheduling.http import routes as scheduling_routes
 from server.services import Services
 from server.visits.http import routes as visit_routes
 from server.web import middleware
-from server.web.keys import BUS, ENGINE, REALTIME, ROOMS, SESSIONS, SETTINGS, TEMPLATES
+from server.web.keys import BUS, DUE_WORK, ENGINE, LEASE, REALTIME, ROOMS, SESSIONS, SETTINGS, TEMPLATES
 from server.web.routing import RouteTable
 from server.web.templating import make_environment
 
@@ -91,27 +93,55 @@ def create_app(settings: Settings) -> web.Application:
     )
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
-    rooms = RoomService(RoomLog(sessions), make_chat_limit(settings.chat_rate, settings.chat_burst))
     bus = EventBus()
+    room_log = RoomLog(sessions)
+    rooms = RoomService(room_log, make_chat_limit(settings.chat_rate, settings.chat_burst))
     services = Services(settings=settings, sessions=sessions, bus=bus, rooms=rooms)
+    lease = ProcessLease(
+        sessions, room_log, bus,
+        lifetime_seconds=settings.presence_lease_seconds, renew_seconds=settings.presence_renew_seconds,
+    )
+    due_work = DueWorkRunner(sessions, bus, poll_seconds=settings.due_work_poll_seconds)
+    lease.register(due_work)
+    invitations.register(due_work)
     app[SETTINGS] = settings
     app[ENGINE] = engine
     app[SESSIONS] = sessions
     app[ROOMS] = rooms
     app[BUS] = bus
     app[TEMPLATES] = make_environment()
-    realtime = Realtime(services, process_id=new_id())
+    realtime = Realtime(services, process_id=lease.process_id)
     Emitter(realtime).install(bus)
     app[REALTIME] = realtime
+    app[DUE_WORK] = due_work
+    app[LEASE] = lease
     realtime.sio.attach(app)
+
+    async def drop_sockets() -> None:
+        # Our lease lapsed and our connections were closed: clients reconnect and rejoin.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(realtime.sio.eio.disconnect(), timeout=5)
+
+    lease.on_lost = drop_sockets
 
     async def dispose_engine(app: web.Application) -> AsyncIterator[None]:
         yield
         await engine.dispose()
 
-    async def housekeeping(app: web.Application) -> None:
+    async def presence_and_due_work(app: web.Application) -> AsyncIterator[None]:
+        await lease.start()
         if settings.redis_url is None:
-            await close_stale_connections(rooms.log)
+            # The only process: every other lease belongs to a run that is over, and
+            # its presence is closed before the first client is served.
+            await lease.expire_others()
+            async with sessions() as db:
+                await bus.publish(*await close_unowned_connections(db, room_log))
+            await due_work.run_once()
+        due_work.start()
+        yield
+        # After on_shutdown: our sockets have left; close any left over, end the lease.
+        await due_work.stop()
+        await lease.stop()
 
     async def close_connections(app: web.Application) -> None:
         # A graceful stop closes every Socket.IO connection while the database is still
@@ -136,7 +166,7 @@ def create_app(settings: Settings) -> web.Application:
 
     app.cleanup_ctx.append(dispose_engine)
     app.cleanup_ctx.append(background)
-    app.on_startup.append(housekeeping)
+    app.cleanup_ctx.append(presence_and_due_work)
     app.on_shutdown.append(close_connections)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/static/vendor/{name}", vendor)

@@ -53,6 +53,10 @@ class Settings:
     smtp_password: str | None = field(default=None, repr=False)
     smtp_from: str = "Parley <parley@localhost>"
     smtp_security: str = "starttls"  # "starttls", "tls" (implicit) or "none"
+    # Due work and presence leases (docs/operations.md, "Presence after a crash").
+    due_work_poll_seconds: float = 1.0
+    presence_lease_seconds: float = 25.0
+    presence_renew_seconds: float = 10.0
 
     def with_bind(self, host: str, port: int) -> Settings:
         """Settings for a server bound to (host, port): base URL and origins follow
@@ -108,6 +112,7 @@ def load_settings() -> Settings:
     port = int(_env("PARLEY_PORT", str(DEFAULT_PORT)) or DEFAULT_PORT)
     default_db = f"sqlite+aiosqlite:///{var_dir / 'parley.db'}"
     base = _env("PARLEY_BASE_URL") or _url_for(host, port)
+    lease_seconds, renew_seconds = _lease_times()
     return Settings(
         var_dir=var_dir,
         database_url=_env("PARLEY_DATABASE_URL", default_db) or default_db,
@@ -130,7 +135,26 @@ def load_settings() -> Settings:
         smtp_password=_env("PARLEY_SMTP_PASSWORD"),
         smtp_from=_env("PARLEY_SMTP_FROM", "Parley <parley@localhost>") or "Parley <parley@localhost>",
         smtp_security=_smtp_security(_env("PARLEY_SMTP_SECURITY", "starttls") or "starttls"),
+        due_work_poll_seconds=_positive("PARLEY_DUE_WORK_POLL_SECONDS", 1.0),
+        presence_lease_seconds=lease_seconds,
+        presence_renew_seconds=renew_seconds,
     )
+
+
+def _positive(name: str, default: float) -> float:
+    value = float(_env(name, str(default)) or default)
+    if value <= 0:
+        raise ValueError(f"{name} must be a positive number of seconds.")
+    return value
+
+
+def _lease_times() -> tuple[float, float]:
+    lease = _positive("PARLEY_PRESENCE_LEASE_SECONDS", 25.0)
+    renew = _positive("PARLEY_PRESENCE_RENEW_SECONDS", min(10.0, lease / 2.5))
+    # A lease renewed less often than it lasts would lapse while its process lives.
+    if renew >= lease:
+        raise ValueError("PARLEY_PRESENCE_RENEW_SECONDS must be shorter than PARLEY_PRESENCE_LEASE_SECONDS.")
+    return lease, renew
 
 
 def _smtp_security(value: str) -> str:

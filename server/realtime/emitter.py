@@ -12,6 +12,7 @@ from server.core.events import EventBus
 from server.people.service import LoginsEnded
 from server.realtime.names import lobby_name, member_room, room_name
 from server.realtime.server import Realtime
+from server.room.maintenance import PresenceClosed
 from server.room.service import RoomChanged, RoomSignal
 from server.scheduling.service import AgendaChanged
 
@@ -23,6 +24,7 @@ class Emitter:
 
     def install(self, bus: EventBus) -> None:
         bus.subscribe(RoomChanged, self.room_changed)
+        bus.subscribe(PresenceClosed, self.presence_closed)
         bus.subscribe(RoomSignal, self.room_signal)
         bus.subscribe(AccessChanged, self.access_changed)
         bus.subscribe(AgendaChanged, self.agenda_changed)
@@ -41,6 +43,11 @@ class Emitter:
                 {"session_id": change.session_id, "status": status},
                 room=lobby_name(change.session_id, membership_id),
             )
+
+    async def presence_closed(self, closed: PresenceClosed) -> None:
+        """Leaves recorded for connections whose process is gone (or a previous run's):
+        broadcast like any other ``room.event``."""
+        await self.room_changed(RoomChanged(closed.session_id, closed.events))
 
     async def room_signal(self, signal: RoomSignal) -> None:
         """Ephemeral: ``room.signal`` ``{session_id, type, membership_id, data}``."""

@@ -42,6 +42,7 @@ from server.people import service as people
 from server.people.models import LoginSession
 from server.realtime.names import room_name
 from server.realtime.registry import RESERVED, Call, EventSpec, Kind, Link, load_all
+from server.room.maintenance import conn_id
 from server.services import Services
 
 log = logging.getLogger("parley.realtime")
@@ -242,7 +243,7 @@ class Realtime:
             raise _refused(err.code, err.message) from None
         if not logins:
             raise _refused(ErrorCode.UNAUTHENTICATED, "Open your invitation link to sign in.")
-        self.sockets[sid] = Sock(sid, f"{self.process_id}:{sid}", logins)
+        self.sockets[sid] = Sock(sid, conn_id(self.process_id, sid), logins)
 
     async def _resolve_logins(self, db: Any, value: str | None) -> tuple[LoginRef, ...]:
         found = await people.resolve_login(db, self.settings.secret_key, value)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,6 +103,33 @@ class RoomLog:
             if work.staged:
                 await db.commit()
                 self._merge(session_id, work.staged)
+
+    @asynccontextmanager
+    async def units_in(self, db: AsyncSession, session_ids: list[str]) -> AsyncIterator[dict[str, Unit]]:
+        """Several rooms changed in the caller's own transaction (e.g. due work that must
+        commit its effect with its done-mark). Locks are taken in sorted order; the
+        caller commits inside the block. Staged events reach the cache only if that
+        commit happened; otherwise the rooms' caches are dropped and rebuilt on read.
+        Rare and bounded by the lock timeout: the caller holds a connection while it
+        waits, which room commands never do."""
+        units: dict[str, Unit] = {}
+        async with AsyncExitStack() as stack:
+            for session_id in sorted(set(session_ids)):
+                await stack.enter_async_context(self.locks.hold(session_id, timeout=LOCK_WAIT_SECONDS))
+                if db.get_bind().dialect.name == "postgresql":
+                    await db.execute(text("SELECT pg_advisory_xact_lock(1, :k)"), {"k": _advisory_key(session_id)})
+                units[session_id] = Unit(db, session_id, await self.state(db, session_id))
+            try:
+                yield units
+            except BaseException:
+                for session_id in units:
+                    self.forget(session_id)
+                raise
+            for session_id, unit in units.items():
+                if db.in_transaction():  # not committed: the cache must not run ahead
+                    self.forget(session_id)
+                elif unit.staged:
+                    self._merge(session_id, unit.staged)
 
     def _merge(self, session_id: str, events: list[dict[str, Any]]) -> None:
         cached = self._cache.get(session_id)

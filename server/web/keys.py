@@ -10,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from server.config import Settings
 from server.core.events import EventBus
+from server.jobs.runner import DueWorkRunner
+from server.presence.lease import ProcessLease
 from server.room.service import RoomService
 
 if TYPE_CHECKING:
@@ -22,3 +24,5 @@ ROOMS = web.AppKey("rooms", RoomService)
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
 REALTIME: web.AppKey[Realtime] = web.AppKey("realtime")
 BUS = web.AppKey("bus", EventBus)
+DUE_WORK = web.AppKey("due_work", DueWorkRunner)
+LEASE = web.AppKey("lease", ProcessLease)
