@@ -14,6 +14,7 @@ from server.agenda.models import AgendaSession
 from server.core.errors import invalid
 from server.core.i18n import pick_language
 from server.people.models import Person
+from server.web.bodies import read_json
 from server.web.keys import REALTIME, ROOMS, SESSIONS, SETTINGS
 from server.web.routing import RouteTable
 from server.web.templating import render
@@ -72,7 +73,7 @@ async def session_api(request: web.Request, scope: SessionScope) -> web.StreamRe
 @routes.route("PATCH", "/api/sessions/{session_id}", action=Action.SESSION_MANAGE)
 async def change_session_api(request: web.Request, scope: SessionScope) -> web.StreamResponse:
     """Secretariat: change access, admission or chair. Body: SessionChanges (JSON)."""
-    body = await request.json()
+    body = await read_json(request)
     try:
         changes = manage.SessionChanges.model_validate(body)
     except ValidationError as exc:

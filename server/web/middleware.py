@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import traceback
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -78,11 +79,33 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         raise
     except json.JSONDecodeError:
         return error_response(request, DomainError(ErrorCode.INVALID, "body: not valid JSON."))
+    except (UnicodeDecodeError, RecursionError, ValueError) as exc:
+        # Safety net behind server/web/bodies.py: a body that could not be decoded or
+        # parsed is the client's fault (400), wherever it was read.
+        if not isinstance(exc, (UnicodeDecodeError, RecursionError)) and not _raised_reading_body(exc):
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            return error_response(
+                request, DomainError(ErrorCode.INTERNAL, "Something went wrong; nothing was changed.")
+            )
+        log.warning("refused an unreadable body on %s %s: %r", request.method, request.path, exc)
+        return error_response(request, DomainError(ErrorCode.INVALID, "body: could not be read."))
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(
             request, DomainError(ErrorCode.INTERNAL, "Something went wrong; nothing was changed.")
         )
+
+
+# Where body decoding and parsing happen: a ValueError raised there means bad input.
+_BODY_READERS = (
+    "aiohttp/web_request.py", "aiohttp/multipart.py", "aiohttp/formdata.py",
+    "json/decoder.py", "json/__init__.py", "urllib/parse.py", "server/web/bodies.py",
+)
+
+
+def _raised_reading_body(exc: BaseException) -> bool:
+    frames = traceback.walk_tb(exc.__traceback__)
+    return any(frame.f_code.co_filename.replace("\\", "/").endswith(_BODY_READERS) for frame, _ in frames)
 
 
 @web.middleware
