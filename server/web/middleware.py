@@ -38,6 +38,10 @@ SECURITY_HEADERS = {
     "Cross-Origin-Resource-Policy": "same-origin",
     "Permissions-Policy": "camera=(self), microphone=(self), geolocation=()",
 }
+# Two years, the HSTS preload list's minimum; only sent when Parley is reached over https.
+HSTS = "max-age=63072000; includeSubDomains"
+# Instead of aiohttp's default, which names the Python and aiohttp versions.
+SERVER_NAME = "Parley"
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
 
@@ -126,12 +130,24 @@ def _from_allowed_origin(request: web.Request) -> bool:
     return origin == "null" and request.headers.get("Sec-Fetch-Site") == "same-origin"
 
 
-@web.middleware
-async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-    response = await handler(request)
-    if not request.path.startswith("/socket.io/"):
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        if response.content_type == "text/html" or request.path.startswith("/api/"):
-            response.headers.setdefault("Cache-Control", "no-store")
-    return response
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """An ``on_response_prepare`` signal, not a middleware: it also reaches responses no
+    handler returned (redirects and errors raised as exceptions, the router's 404 and
+    405, 413 for a body too large)."""
+    headers = response.headers
+    headers["Server"] = SERVER_NAME
+    if request.app[SETTINGS].base_url.startswith("https://"):
+        headers.setdefault("Strict-Transport-Security", HSTS)
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    # The Socket.IO transport is fetched by our own script, never shown as a page: the
+    # page policies (CSP, framing, caching) would only get in its way.
+    if request.path.startswith("/socket.io/"):
+        return
+    for name, value in SECURITY_HEADERS.items():
+        headers.setdefault(name, value)
+    if (
+        response.content_type == "text/html"
+        or request.path.startswith("/api/")
+        or response.status >= 300
+    ):
+        headers.setdefault("Cache-Control", "no-store")
