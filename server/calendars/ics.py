@@ -78,7 +78,7 @@ def build_calendar(content: FeedContent, *, now: datetime | None = None) -> byte
     cal.add("x-wr-calname", f"Parley · {visit.title}")
     cal.add("refresh-interval", REFRESH, parameters={"VALUE": "DURATION"})
     # An X- property is text to the library: give it the RFC 5545 duration spelling.
-    cal.add("x-published-ttl", vDuration(REFRESH).to_ical().decode())
+    cal.add("x-published-ttl", vDuration(REFRESH).to_ical().decode())  # type: ignore[no-untyped-call]
     for session in content.sessions:
         url = room_url(content.base_url, session.id)
         cancelled = session.cancelled_at is not None
@@ -99,4 +99,4 @@ def build_calendar(content: FeedContent, *, now: datetime | None = None) -> byte
         event.add("class", "PRIVATE")
         event.add("last-modified", _utc(max(changed) if changed else visit.created_at))
         cal.add_component(event)
-    return cal.to_ical()
+    return bytes(cal.to_ical())
