@@ -2,13 +2,14 @@
 # (see docker-compose.yml and docs/operations.md).
 
 # Stage 1: the repository minus what must not reach the image. A local .env holds
-# PARLEY_SECRET_KEY (docs/operations.md); .git, .venv and var/ are local state.
+# PARLEY_SECRET_KEY (docs/operations.md) and deploy/tls/ the proxy's TLS key; .git,
+# .venv and var/ are local state.
 # Removing them here, in a stage that is not shipped, keeps them out of every
 # layer of the final image.
 FROM python:3.11-slim AS source
 WORKDIR /src
 COPY . .
-RUN rm -rf .env .git .venv var client_web/node_modules build ./*.egg-info \
+RUN rm -rf .env .git .venv var deploy/tls client_web/node_modules build ./*.egg-info \
     && find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 # Stage 2: the image.

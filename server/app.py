@@ -88,7 +88,7 @@ async def vendor(request: web.Request) -> web.StreamResponse:
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
-        middlewares=[middleware.security_headers, middleware.errors, middleware.origin_check],
+        middlewares=[middleware.errors, middleware.origin_check],
         client_max_size=1024 * 1024,
     )
     engine = make_engine(settings.database_url)
@@ -105,6 +105,7 @@ def create_app(settings: Settings) -> web.Application:
     lease.register(due_work)
     invitations.register(due_work)
     app[SETTINGS] = settings
+    app.on_response_prepare.append(middleware.security_headers)
     app[ENGINE] = engine
     app[SESSIONS] = sessions
     app[ROOMS] = rooms

@@ -8,6 +8,7 @@ import gc
 import getpass
 import json
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -164,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    # Everything Parley writes (database, -wal, -shm, secret key, logs, storage) is
+    # confidential: nothing it creates is readable by other users of the machine.
+    os.umask(0o077)
     args = build_parser().parse_args(argv)
     args.func(args)
 

@@ -90,14 +90,32 @@ def _origins(base_url: str) -> tuple[str, ...]:
     return origins
 
 
+def private_dir(path: Path) -> None:
+    """Create ``path`` (owner-only), or take group and other access away from an
+    existing one: var/ and the storage hold chat, names and e-mail addresses."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_file(path, 0o700)
+
+
+def private_file(path: Path, mode: int = 0o600) -> None:
+    """Owner-only ``mode`` for an existing file or directory of ours; one owned by
+    someone else (a deployment's choice) is left alone."""
+    try:
+        info = path.stat()
+        if info.st_uid == os.getuid() and info.st_mode & 0o077:
+            path.chmod(mode)
+    except FileNotFoundError:
+        pass
+
+
 def _secret_key(var_dir: Path) -> bytes:
     configured = _env("PARLEY_SECRET_KEY")
     if configured:
         return configured.encode()
     path = var_dir / "secret_key"
     if path.exists():
+        private_file(path)
         return path.read_text().strip().encode()
-    var_dir.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(48)
     # Created with owner-only permissions before the key is written.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -113,11 +131,14 @@ def load_settings() -> Settings:
     default_db = f"sqlite+aiosqlite:///{var_dir / 'parley.db'}"
     base = _env("PARLEY_BASE_URL") or _url_for(host, port)
     lease_seconds, renew_seconds = _lease_times()
+    storage_dir = Path(_env("PARLEY_STORAGE_DIR") or var_dir / "storage").resolve()
+    private_dir(var_dir)
+    private_dir(storage_dir)
     return Settings(
         var_dir=var_dir,
         database_url=_env("PARLEY_DATABASE_URL", default_db) or default_db,
         redis_url=_env("PARLEY_REDIS_URL"),
-        storage_dir=Path(_env("PARLEY_STORAGE_DIR") or var_dir / "storage").resolve(),
+        storage_dir=storage_dir,
         host=host,
         port=port,
         base_url=base.rstrip("/"),

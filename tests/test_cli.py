@@ -177,3 +177,70 @@ def test_demo_links_follow_the_port(tmp_path: Path) -> None:
     out = json.loads(parley(tmp_path, "demo", "--json", "--port", port).stdout)
     assert out["base_url"] == f"http://127.0.0.1:{port}"
     assert all(p["invite_url"].startswith(f"http://127.0.0.1:{port}/invite/") for p in out["participants"])
+
+
+def _modes(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)): stat.S_IMODE(p.stat().st_mode) for p in [root, *root.rglob("*")]}
+
+
+def _serve(cwd: Path, port: int) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
+    # A permissive umask, as many shells and service managers have: Parley must not rely on it.
+    return subprocess.Popen(
+        [str(PARLEY), "serve", "--port", str(port)], cwd=cwd, env=env, umask=0o002,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
+    )
+
+
+async def _wait_healthy(port: int, proc: subprocess.Popen[str]) -> None:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http:
+        for _ in range(300):
+            assert proc.poll() is None, "parley serve exited"
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/healthz") as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError("parley serve did not become healthy")
+
+
+async def test_state_is_private_to_the_owner(tmp_path: Path) -> None:
+    """var/, the storage, the database with its -wal and -shm, and the secret key hold
+    chat, names and e-mails: owner-only, whatever the umask, and fixed when found open."""
+    port = free_port()
+    proc = _serve(tmp_path, port)
+    try:
+        await _wait_healthy(port, proc)
+        async with http_client_for(port) as http, http.get("/login") as r:
+            assert r.status == 200
+        var = tmp_path / "var"
+        assert (var / "parley.db-wal").exists() and (var / "parley.db-shm").exists()
+        modes = _modes(var)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert {"parley.db", "parley.db-wal", "parley.db-shm", "secret_key", "storage"} <= set(modes), modes
+    for name, mode in modes.items():
+        assert mode & 0o077 == 0, (name, oct(mode))
+    assert modes["."] == 0o700 and modes["storage"] == 0o700 and modes["parley.db"] == 0o600
+
+    # State left readable by an older version (or a careless copy) is closed on the next run.
+    (var / "parley.db").chmod(0o644)
+    (var / "secret_key").chmod(0o644)
+    var.chmod(0o755)
+    (var / "storage").chmod(0o755)
+    up = subprocess.run([str(PARLEY), "db", "upgrade"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                        env={k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}, umask=0o002)
+    assert up.returncode == 0, up.stderr
+    for name, mode in _modes(var).items():
+        assert mode & 0o077 == 0, (name, oct(mode))
+
+
+def http_client_for(port: int) -> Any:
+    import aiohttp
+
+    return aiohttp.ClientSession(base_url=f"http://127.0.0.1:{port}")

@@ -57,7 +57,7 @@ def _compose(args: list[str], env: dict[str, str], workdir: Path) -> subprocess.
 
 def _parse_yaml(text: str) -> Any:
     try:
-        import yaml
+        import yaml  # type: ignore[import-untyped]  # no stubs in the project venv
     except ImportError:
         # Not a project dependency. Debian's docker-compose runs on a Python that
         # always has PyYAML (python3-yaml is a hard dependency): use that one.
@@ -185,3 +185,28 @@ def test_config_requires_the_secret_key(secret: str | None, tmp_path: Path) -> N
     result = _compose(["config"], env, tmp_path)
     assert result.returncode != 0
     assert "PARLEY_SECRET_KEY" in result.stdout + result.stderr
+
+
+def test_nginx_ends_tls_with_modern_protocols_and_hsts(config: dict[str, Any]) -> None:
+    conf = _nginx_conf()
+    server = _block(conf, "server {")
+    assert re.search(r"^\s*listen\s+8080\s+ssl\s*;", server, re.M), "the published port speaks TLS"
+    assert not re.search(r"^\s*listen\s+\d+\s*;", conf, re.M), "no plain-HTTP server that proxies"
+    protocols = re.search(r"ssl_protocols\s+([^;]+);", server)
+    assert protocols and set(protocols.group(1).split()) <= {"TLSv1.2", "TLSv1.3"}, protocols
+    assert re.search(r"ssl_session_tickets\s+off\s*;", server)
+    # Plain HTTP on the TLS port is redirected to HTTPS on the same host and port.
+    assert re.search(r"error_page\s+497\s+=30[178]\s+https://\$http_host\$request_uri\s*;", server)
+    hsts = re.search(r'add_header\s+Strict-Transport-Security\s+"max-age=(\d+)[^"]*"\s+always\s*;', server)
+    assert hsts and int(hsts.group(1)) >= 31536000
+    assert re.search(r"server_tokens\s+off\s*;", conf)
+    # The certificate files are under a directory compose mounts read-only.
+    paths = re.findall(r"ssl_certificate(?:_key)?\s+(\S+)\s*;", server)
+    assert len(paths) == 2
+    volumes = [str(v) for v in config["services"]["proxy"].get("volumes", [])]
+    for path in paths:
+        assert any(v.endswith(":ro") and path.startswith(v.split(":")[-2] + "/") for v in volumes), (path, volumes)
+    # The processes are told their public URL is https (HSTS, Secure cookies, origins).
+    env = _environment(config["services"]["parley1"])
+    assert env["PARLEY_BASE_URL"].startswith("https://")
+    assert env["PARLEY_ALLOWED_ORIGINS"].startswith("https://")

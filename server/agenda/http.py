@@ -10,6 +10,7 @@ from server.access.policy import Action
 from server.agenda import manage
 from server.agenda.models import AgendaSession
 from server.core.errors import invalid, not_found
+from server.web.bodies import read_json
 from server.web.bus import publish
 from server.web.keys import SESSIONS
 from server.web.routing import RouteTable
@@ -21,7 +22,7 @@ routes = RouteTable()
 async def change_session_api(request: web.Request, scope: SessionScope) -> web.StreamResponse:
     """Secretariat: change access, admission or chair. Body: SessionChanges (JSON).
     The session's room is emptied so everyone re-joins under the new rules."""
-    body = await request.json()
+    body = await read_json(request)
     try:
         changes = manage.SessionChanges.model_validate(body)
     except ValidationError as exc:

@@ -18,6 +18,7 @@ from server.agenda.models import AgendaItem, AgendaSession
 from server.core.clock import utcnow
 from server.core.i18n import translations
 from server.visits.models import Visit
+from server.web.words import word
 
 PRODID = "-//UNODC//Parley//EN"
 UID_DOMAIN = "parley"
@@ -51,7 +52,7 @@ def _description(
 ) -> str:
     lines = [
         f"{_('Visit')}: {visit.title}",
-        f"{_('Access')}: {_(session.access)}",
+        f"{_('Access')}: {word(_, session.access)}",
     ]
     if session.cancelled_at is not None:
         lines.insert(0, _("This session has been cancelled."))

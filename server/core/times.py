@@ -3,8 +3,34 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, available_timezones
+
+from server.core.errors import invalid
+
+# Dates people give are refused outside these years: year 1 or 9999 overflows when
+# moved between zones, and a row stored with such a value breaks every page showing it.
+EARLIEST_YEAR = 1970
+LATEST_YEAR = 2200
+
+
+def checked_date(day: date, where: str) -> date:
+    """``day`` itself, or ``invalid`` when its year is outside EARLIEST_YEAR..LATEST_YEAR."""
+    if not EARLIEST_YEAR <= day.year <= LATEST_YEAR:
+        raise invalid(f"{where}: the year must be between {EARLIEST_YEAR} and {LATEST_YEAR}.")
+    return day
+
+
+def checked_instant(moment: datetime, where: str) -> datetime:
+    """An aware ``moment`` in UTC, or ``invalid`` when it (in its own zone or in UTC)
+    falls outside EARLIEST_YEAR..LATEST_YEAR or cannot be converted at all."""
+    checked_date(moment.date(), where)
+    try:
+        utc = moment.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise invalid(f"{where}: not a usable date and time.") from None
+    checked_date(utc.date(), where)
+    return utc
 
 
 def valid_zone(name: str) -> bool:

@@ -68,4 +68,5 @@ def _ensure_sqlite_dir(database_url: str) -> None:
     if database_url.startswith(prefix):
         path = database_url[len(prefix) :]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # Owner-only, like var/ (server/config.py): it holds the database.
+            Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 POOL_TIMEOUT_SECONDS = 5.0
 SQLITE_BUSY_SECONDS = 5.0
+from server.config import private_file
 
 
 def make_engine(url: str) -> AsyncEngine:
@@ -39,10 +43,29 @@ def make_engine(url: str) -> AsyncEngine:
                 "application_name": "parley",
             },
         }
+    if url.startswith("sqlite"):
+        private_sqlite_files(url)
     engine = create_async_engine(url, **kwargs)
     if url.startswith("sqlite"):
         _tune_sqlite(engine)
     return engine
+
+
+def private_sqlite_files(url: str) -> None:
+    """Owner-only database, -wal and -shm files. SQLite creates a new database with
+    the process umask (usually world-readable) and its -wal and -shm files with the
+    database's mode, so the database is created here first, 0600, and an existing
+    one (with its companions) loses group and other access."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if not path.parent.is_dir():
+        return  # SQLite reports the missing directory itself
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
+        private_file(name)
 
 
 def _tune_sqlite(engine: AsyncEngine) -> None:

@@ -16,6 +16,7 @@ from server.core.ids import is_id
 from server.mail import service as mail
 from server.mail.smtp import smtp_config
 from server.people.models import Person
+from server.web.bodies import read_json
 from server.web.keys import SESSIONS, SETTINGS
 from server.web.routing import RouteTable
 from server.web.templating import render
@@ -96,7 +97,7 @@ class SendRequest(BaseModel):
 async def send_api(request: web.Request, scope: SessionScope) -> web.StreamResponse:
     """``{membership_id, dry_run?}`` -> ``{sent, to, subject, message_id}``; 409 when sending is off."""
     try:
-        body = SendRequest.model_validate(await request.json())
+        body = SendRequest.model_validate(await read_json(request))
     except ValidationError as err:
         first = err.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "body"

@@ -14,6 +14,7 @@ from server.core.times import local
 from server.people import service as people
 from server.people.models import Person
 from server.web.auth import clear_login_cookie, current_login, set_login_cookie
+from server.web.bodies import read_form
 from server.web.bus import publish
 from server.web.keys import SESSIONS, SETTINGS
 from server.web.routing import RouteTable
@@ -80,7 +81,7 @@ async def login_page(request: web.Request, _: Any) -> web.StreamResponse:
 
 @routes.post("/login", action=None, page=True)
 async def login_submit(request: web.Request, _: Any) -> web.StreamResponse:
-    form = await request.post()
+    form = await read_form(request)
     email, password = str(form.get("email", "")), str(form.get("password", ""))
     target = _safe_next(str(form.get("next", "/")))
     settings = request.app[SETTINGS]

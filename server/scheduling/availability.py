@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -26,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from schedules.zones import is_valid_zone, load_zone
 from server.audit import service as audit
 from server.core.errors import invalid, not_found
+from server.core.times import checked_date, checked_instant
 from server.people.models import DEFAULT_WORKING_HOURS, Membership, Person
 from server.scheduling.models import Unavailability
 
@@ -83,7 +85,7 @@ def check_ranges(value: Any, where: str) -> list[list[str]]:
                           "a range cannot cross midnight, split it in two.")
         spans.append((a, b, [rng[0].strip(), rng[1].strip()]))
     spans.sort()
-    for (a0, b0, r0), (a1, _, r1) in zip(spans, spans[1:], strict=False):
+    for (_, b0, r0), (a1, _, r1) in pairwise(spans):
         if a1 < b0:
             raise invalid(f"{where}: the ranges {r0[0]}-{r0[1]} and {r1[0]}-{r1[1]} overlap.")
     return [r for _, _, r in spans]
@@ -130,9 +132,10 @@ def check_holidays(value: Any, where: str = "holidays") -> list[str]:
         try:
             if not isinstance(item, str) or len(item.strip()) != 10:
                 raise ValueError
-            out.add(date.fromisoformat(item.strip()).isoformat())
+            day = date.fromisoformat(item.strip())
         except ValueError:
             raise invalid(f"{where}[{i}]: expected a date 'YYYY-MM-DD', got {item!r}.") from None
+        out.add(checked_date(day, f"{where}[{i}]").isoformat())
     return sorted(out)
 
 
@@ -153,7 +156,7 @@ def parse_instant(value: Any, zone: str, where: str) -> datetime:
         raise invalid(f"{where}: {value!r} is not a date and time such as 2027-03-25T09:00.") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=load_zone(zone))
-    return moment.astimezone(UTC).replace(microsecond=0)
+    return checked_instant(moment, where).replace(microsecond=0)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ same field names (scripts); the JSON API lives under ``/api``.
 
 from __future__ import annotations
 
-import json
 from datetime import date
 from typing import Any
 
@@ -26,10 +25,11 @@ from server.agenda import service as agenda
 from server.core.clock import iso_z, utcnow
 from server.core.errors import DomainError, invalid
 from server.core.i18n import pick_language
-from server.core.times import local
+from server.core.times import checked_date, local
 from server.people.models import Person
 from server.scheduling import availability, service, views
 from server.scheduling import problem as problems
+from server.web.bodies import parse_json, read_form, read_json
 from server.web.bus import publish
 from server.web.keys import SESSIONS, SETTINGS
 from server.web.routing import RouteTable
@@ -45,7 +45,7 @@ Fields = dict[str, list[str]]
 async def _fields(request: web.Request) -> Fields:
     """A form's fields, or a JSON object's (``true`` as a ticked box, lists as repeats)."""
     if request.content_type == "application/json":
-        body = await request.json()
+        body = await read_json(request)
         if body is None:
             return {}
         if not isinstance(body, dict):
@@ -61,7 +61,7 @@ async def _fields(request: web.Request) -> Fields:
             else:
                 out[key] = [str(value)]
         return out
-    form = await request.post()
+    form = await read_form(request)
     return {key: [str(v) for v in form.getall(key)] for key in set(form.keys())}
 
 
@@ -73,7 +73,7 @@ def _one(fields: Fields, name: str, default: str = "") -> str:
 async def _json_body(request: web.Request) -> Any:
     if request.content_type != "application/json":
         raise invalid("body: send JSON (Content-Type: application/json).")
-    return await request.json()
+    return await read_json(request)
 
 
 async def _lang(request: web.Request, scope: VisitScope) -> str:
@@ -209,10 +209,7 @@ async def import_page(request: web.Request, scope: VisitScope) -> web.StreamResp
     fields = await _fields(request)
     text = _one(fields, "data")
     try:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise invalid(f"data: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}).") from None
+        data = parse_json(text, where="data")
         async with request.app[SESSIONS]() as db:
             ids = await availability.import_json(db, scope.visit.id, data, actor_person_id=scope.actor.person_id)
     except DomainError as err:
@@ -230,9 +227,10 @@ def _date(fields: Fields, name: str) -> date | None:
     if not text:
         return None
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise invalid(f"{name}: expected a date 'YYYY-MM-DD', got {text!r}.") from None
+    return checked_date(day, name)
 
 
 def _whole(text: str, name: str) -> int:
@@ -360,7 +358,7 @@ async def run_api(request: web.Request, scope: VisitScope) -> web.StreamResponse
     """Body (all optional): ``window`` {start, end} (instants with an offset; default: the
     agenda's days, a few either side, in the visit's zone), ``keep_order`` (default true),
     ``session_ids`` (default: all), ``alternatives`` (default 3, at most 5)."""
-    body = await request.json() if request.can_read_body else {}
+    body = await read_json(request) if request.can_read_body else {}
     if not isinstance(body, dict):
         raise invalid("body: expected an object.")
     async with request.app[SESSIONS]() as db:

@@ -20,6 +20,7 @@ from server.core.i18n import pick_language
 from server.people.models import Person
 from server.scheduling.strip import zone_strip
 from server.visits import service as visits
+from server.web.bodies import read_json
 from server.web.bus import publish
 from server.web.keys import SESSIONS, SETTINGS
 from server.web.routing import RouteTable
@@ -184,7 +185,7 @@ async def reissue_page(request: web.Request, scope: VisitScope) -> web.StreamRes
 @routes.route("PATCH", "/api/visits/{visit_id}/participants/{membership_id}", action=Action.VISIT_MANAGE)
 async def change_role_api(request: web.Request, scope: VisitScope) -> web.StreamResponse:
     """Secretariat: change a participant's role. Body: {"role": "..."}."""
-    body = await request.json()
+    body = await read_json(request)
     if not isinstance(body, dict) or not isinstance(body.get("role"), str) or set(body) != {"role"}:
         raise invalid('body: expected {"role": "<role>"}.')
     async with request.app[SESSIONS]() as db:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import traceback
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -38,6 +39,10 @@ SECURITY_HEADERS = {
     "Cross-Origin-Resource-Policy": "same-origin",
     "Permissions-Policy": "camera=(self), microphone=(self), geolocation=()",
 }
+# Two years, the HSTS preload list's minimum; only sent when Parley is reached over https.
+HSTS = "max-age=63072000; includeSubDomains"
+# Instead of aiohttp's default, which names the Python and aiohttp versions.
+SERVER_NAME = "Parley"
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
 
@@ -79,6 +84,16 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         raise
     except json.JSONDecodeError:
         return error_response(request, DomainError(ErrorCode.INVALID, "body: not valid JSON."))
+    except (UnicodeDecodeError, RecursionError, ValueError) as exc:
+        # Safety net behind server/web/bodies.py: a body that could not be decoded or
+        # parsed is the client's fault (400), wherever it was read.
+        if not isinstance(exc, (UnicodeDecodeError, RecursionError)) and not _raised_reading_body(exc):
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            return error_response(
+                request, DomainError(ErrorCode.INTERNAL, "Something went wrong; nothing was changed.")
+            )
+        log.warning("refused an unreadable body on %s %s: %r", request.method, request.path, exc)
+        return error_response(request, DomainError(ErrorCode.INVALID, "body: could not be read."))
     except Exception as exc:
         mapped = as_domain_error(exc)
         if mapped is not None:
@@ -87,6 +102,18 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return error_response(
             request, DomainError(ErrorCode.INTERNAL, "Something went wrong; nothing was changed.")
         )
+
+
+# Where body decoding and parsing happen: a ValueError raised there means bad input.
+_BODY_READERS = (
+    "aiohttp/web_request.py", "aiohttp/multipart.py", "aiohttp/formdata.py",
+    "json/decoder.py", "json/__init__.py", "urllib/parse.py", "server/web/bodies.py",
+)
+
+
+def _raised_reading_body(exc: BaseException) -> bool:
+    frames = traceback.walk_tb(exc.__traceback__)
+    return any(frame.f_code.co_filename.replace("\\", "/").endswith(_BODY_READERS) for frame, _ in frames)
 
 
 @web.middleware
@@ -107,12 +134,24 @@ def _from_allowed_origin(request: web.Request) -> bool:
     return origin == "null" and request.headers.get("Sec-Fetch-Site") == "same-origin"
 
 
-@web.middleware
-async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-    response = await handler(request)
-    if not request.path.startswith("/socket.io/"):
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        if response.content_type == "text/html" or request.path.startswith("/api/"):
-            response.headers.setdefault("Cache-Control", "no-store")
-    return response
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """An ``on_response_prepare`` signal, not a middleware: it also reaches responses no
+    handler returned (redirects and errors raised as exceptions, the router's 404 and
+    405, 413 for a body too large)."""
+    headers = response.headers
+    headers["Server"] = SERVER_NAME
+    if request.app[SETTINGS].base_url.startswith("https://"):
+        headers.setdefault("Strict-Transport-Security", HSTS)
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    # The Socket.IO transport is fetched by our own script, never shown as a page: the
+    # page policies (CSP, framing, caching) would only get in its way.
+    if request.path.startswith("/socket.io/"):
+        return
+    for name, value in SECURITY_HEADERS.items():
+        headers.setdefault(name, value)
+    if (
+        response.content_type == "text/html"
+        or request.path.startswith("/api/")
+        or response.status >= 300
+    ):
+        headers.setdefault("Cache-Control", "no-store")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ from aiohttp import web
 
 from server.core.i18n import RTL, translations
 from server.web.keys import SETTINGS, TEMPLATES
+from server.web.words import word
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
 
@@ -34,6 +36,6 @@ def render(
     template = env.get_template(name)
     env.install_gettext_translations(trans, newstyle=True)  # type: ignore[attr-defined]
     html = template.render(
-        lang=lang, dir="rtl" if lang in RTL else "ltr", **context
+        lang=lang, dir="rtl" if lang in RTL else "ltr", word=partial(word, trans.gettext), **context
     )
     return web.Response(text=html, content_type="text/html", status=status)
