@@ -10,6 +10,8 @@ from pathlib import Path
 from aiohttp import web
 from sqlalchemy import text
 
+from server.audit import service as audit
+from server.audit.http import routes as audit_routes
 from server.calendars.http import routes as calendar_routes
 from server.config import Settings
 from server.core.errors import DomainError, ErrorCode
@@ -37,6 +39,7 @@ ROUTE_TABLES: tuple[RouteTable, ...] = (
     room_routes,
     calendar_routes,
     scheduling_routes,
+    audit_routes,
 )
 # Browser libraries installed from npm and served by Parley itself (no CDN).
 VENDOR_FILES = {
@@ -67,7 +70,7 @@ def create_app(settings: Settings) -> web.Application:
         client_max_size=1024 * 1024,
     )
     engine = make_engine(settings.database_url)
-    sessions = make_sessionmaker(engine)
+    sessions = make_sessionmaker(engine, info=audit.session_info(settings))
     rooms = RoomService(RoomLog())
     app[SETTINGS] = settings
     app[ENGINE] = engine

@@ -50,6 +50,13 @@ class Settings:
     smtp_password: str | None = field(default=None, repr=False)
     smtp_from: str = "Parley <parley@localhost>"
     smtp_security: str = "starttls"  # "starttls", "tls" (implicit) or "none"
+    # Where each audit chain's latest head goes after a commit: "file" (var/audit_heads.json,
+    # the embedded setup) or "log" (logger parley.audit.head, for the operator's log stream).
+    audit_heads: str = "file"
+    # A signed checkpoint every this many entries of a chain.
+    audit_checkpoint_every: int = 100
+    # The Ed25519 signing key; None means var_dir/signing_key.pem.
+    signing_key_file: Path | None = None
 
     def with_bind(self, host: str, port: int) -> Settings:
         """Settings for a server bound to (host, port): base URL and origins follow
@@ -62,7 +69,7 @@ class Settings:
 
 
 def _url_for(host: str, port: int) -> str:
-    shown = "127.0.0.1" if host in {"0.0.0.0", ""} else host
+    shown = "127.0.0.1" if host in {"0.0.0.0", ""} else host  # noqa: S104 (a comparison, not a bind)
     if ":" in shown and not shown.startswith("["):
         shown = f"[{shown}]"
     return f"http://{shown}:{port}"
@@ -124,6 +131,9 @@ def load_settings() -> Settings:
         smtp_password=_env("PARLEY_SMTP_PASSWORD"),
         smtp_from=_env("PARLEY_SMTP_FROM", "Parley <parley@localhost>") or "Parley <parley@localhost>",
         smtp_security=_smtp_security(_env("PARLEY_SMTP_SECURITY", "starttls") or "starttls"),
+        audit_heads=_audit_heads(_env("PARLEY_AUDIT_HEADS", "file") or "file"),
+        audit_checkpoint_every=_positive("PARLEY_AUDIT_CHECKPOINT_EVERY", 100),
+        signing_key_file=_path(_env("PARLEY_SIGNING_KEY_FILE")),
     )
 
 
@@ -132,3 +142,21 @@ def _smtp_security(value: str) -> str:
     if value not in {"starttls", "tls", "none"}:
         raise ValueError("PARLEY_SMTP_SECURITY must be starttls, tls or none.")
     return value
+
+
+def _audit_heads(value: str) -> str:
+    value = value.strip().lower()
+    if value not in {"file", "log"}:
+        raise ValueError("PARLEY_AUDIT_HEADS must be file or log.")
+    return value
+
+
+def _positive(name: str, default: int) -> int:
+    value = int(_env(name, str(default)) or default)
+    if value < 1:
+        raise ValueError(f"{name} must be a positive whole number.")
+    return value
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value).resolve() if value else None
