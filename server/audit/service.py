@@ -35,12 +35,17 @@ from sqlalchemy.orm import Session, SessionTransaction
 from server.audit.chain import GENESIS, chain_for, chain_key, checkpoint_message, entry_hash
 from server.audit.heads import HEADS_FILE_NAME, Head, HeadsFile, HeadSink, HeadsLog
 from server.audit.models import AuditCheckpoint, AuditEntry
+from server.audit.verify import VerifyReport
+from server.audit.verify import verify as verify_log
 from server.config import Settings
 from server.core.clock import utcnow
 from server.core.locks import KeyedLock
-from server.core.signing import SigningKey, key_path
+from server.core.signing import SigningKey, key_path, load_public_key
 
-__all__ = ["GENESIS", "AuditConfig", "checkpoint_all", "count", "record", "session_info", "visit_entries"]
+__all__ = [
+    "GENESIS", "AuditConfig", "chain_key", "checkpoint_all", "count", "record", "session_info", "verify",
+    "visit_entries",
+]
 
 log = logging.getLogger(__name__)
 
@@ -224,6 +229,14 @@ async def visit_entries(db: AsyncSession, visit_id: str, *, limit: int = 500) ->
         .limit(limit)
     )
     return rows.scalars().all()
+
+
+async def verify(db: AsyncSession) -> VerifyReport:
+    """Check the whole log with this session's configuration: its key, the heads file
+    (when heads go to a file) and the signing key's public half."""
+    config = config_of(db)
+    heads = HeadsFile(config.heads_file).read() if isinstance(config.heads, HeadsFile) else {}
+    return await verify_log(db, config.key, heads=heads, public_key=load_public_key(config.signing_key_file))
 
 
 async def count(db: AsyncSession) -> int:
