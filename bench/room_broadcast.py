@@ -577,7 +577,7 @@ async def drive(
         raise RuntimeError(f"{kind}: warm-up messages were not all delivered: {warm['waits']}")
     await settle(0.5)
 
-    events = int(round(rate * seconds))
+    events = round(rate * seconds)
     meters = [server.meter()] + [CpuMeter(w.ps) for w in workers if w.ps is not None]
     meters.append(CpuMeter(psutil.Process()))
     machine_cpu = SystemMeter()
@@ -610,7 +610,7 @@ def figures(kind: str, n: int, rate: float, d: dict[str, Any], run_s: float, not
         failed += c["acks_failed"]
         failed_count += c["acks_failed_count"]
     if failed_count:
-        notes = notes + [f"{failed_count} chat.send acks failed, first: {failed[0]}"]
+        notes = [*notes, f"{failed_count} chat.send acks failed, first: {failed[0]}"]
     events, window = d["events"], d["window"]
     deliveries = sum(counts.values())
     cpu, source = d["server_cpu"]

@@ -4,6 +4,7 @@ recorded in the visit's chain; edited or deleted rows are detected by
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from sqlalchemy import delete, update
@@ -129,7 +130,7 @@ async def visit_chain(server: LiveServer, world: World, sessions: Any, settings:
 async def test_edits_and_gaps_are_detected(server: LiveServer, world: World, sessions: Any, settings: Any) -> None:
     rows = await visit_chain(server, world, sessions, settings)
     assert rows[0].seq == 1 and rows[0].prev_hash == GENESIS
-    for earlier, later in zip(rows, rows[1:], strict=False):
+    for earlier, later in itertools.pairwise(rows):
         assert later.seq == earlier.seq + 1 and later.prev_hash == earlier.hash
     victim = rows[len(rows) // 2]
     key = (victim.chain, victim.seq)

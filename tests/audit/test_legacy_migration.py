@@ -65,7 +65,7 @@ async def test_old_entries_become_the_legacy_chain(url_at_0002: str, tmp_path: P
     try:
         async with engine.begin() as conn:
             for seq in (1, 2, 3):
-                row = {"seq": seq, "at": start + timedelta(minutes=seq), "action": "login",
+                row: dict[str, Any] = {"seq": seq, "at": start + timedelta(minutes=seq), "action": "login",
                        "visit_id": "v1", "data": {"n": seq}}
                 digest = old_digest(prev, row)
                 await conn.execute(
