@@ -659,6 +659,7 @@ async def load_parley(tmp: Path, n: int, secret: str) -> tuple[str, list[str]]:
     # Imported here so that the client workers do not load the server code.
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
+    from server.audit import service as audit
     from server.config import Settings
     from server.db import migrate
     from server.db.session import make_engine, make_sessionmaker
@@ -674,7 +675,7 @@ async def load_parley(tmp: Path, n: int, secret: str) -> tuple[str, list[str]]:
     )
     engine = make_engine(url)
     try:
-        async with make_sessionmaker(engine)() as db:
+        async with make_sessionmaker(engine, info=audit.session_info(settings))() as db:
             world = await build_world(db, settings, extra_experts=n - 1)
     finally:
         await engine.dispose()

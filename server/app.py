@@ -11,6 +11,8 @@ from aiohttp import web
 from sqlalchemy import text
 
 from server.agenda.http import routes as agenda_routes
+from server.audit import service as audit
+from server.audit.http import routes as audit_routes
 from server.calendars.http import routes as calendar_routes
 from server.config import Settings
 from server.core.errors import DomainError, ErrorCode
@@ -53,6 +55,7 @@ ROUTE_TABLES: tuple[RouteTable, ...] = (
     calendar_routes,
     mail_routes,
     scheduling_routes,
+    audit_routes,
 )
 # Browser libraries installed from npm and served by Parley itself (no CDN).
 VENDOR_FILES = {
@@ -92,7 +95,7 @@ def create_app(settings: Settings) -> web.Application:
         client_max_size=1024 * 1024,
     )
     engine = make_engine(settings.database_url)
-    sessions = make_sessionmaker(engine)
+    sessions = make_sessionmaker(engine, info=audit.session_info(settings))
     bus = EventBus()
     room_log = RoomLog(sessions)
     rooms = RoomService(room_log, make_chat_limit(settings.chat_rate, settings.chat_burst))

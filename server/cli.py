@@ -1,4 +1,5 @@
-"""The ``parley`` command: serve, db upgrade, demo, admin create, audit verify."""
+"""The ``parley`` command: serve, db upgrade, demo, admin create, audit verify and
+checkpoint, keys show."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from server.config import DEFAULT_HOST, DEFAULT_PORT, Settings, load_settings
@@ -22,9 +24,11 @@ T = TypeVar("T")
 
 
 async def _with_db(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
+    from server.audit.service import session_info
+
     engine = make_engine(settings.database_url)
     try:
-        async with make_sessionmaker(engine)() as db:
+        async with make_sessionmaker(engine, info=session_info(settings))() as db:
             return await work(db)
     finally:
         await engine.dispose()
@@ -107,17 +111,74 @@ def cmd_admin_create(args: argparse.Namespace) -> None:
     print(f"Secretariat account {args.email} can now log in at /login.")
 
 
-def cmd_audit_verify(_: argparse.Namespace) -> None:
-    from server.audit.service import verify
+def cmd_audit_verify(args: argparse.Namespace) -> None:
+    from server.audit.heads import HeadsFile, parse_heads
+    from server.audit.service import AuditConfig
+    from server.audit.verify import verify
+    from server.core.signing import PublicKey, key_path, load_public_key
 
     settings = load_settings()
     _require_schema(settings)
-    result = asyncio.run(_with_db(settings, verify))
-    if result.ok:
-        print(f"Audit chain intact: {result.entries} entries.")
+    config = AuditConfig.from_settings(settings)
+    try:
+        if args.heads:
+            heads = parse_heads(Path(args.heads).read_text())
+            heads_from = args.heads
+        else:
+            heads = HeadsFile(config.heads_file).read()
+            heads_from = str(config.heads_file)
+        public = PublicKey.from_text(Path(args.public_key).read_text()) if args.public_key else None
+        public = public or load_public_key(key_path(settings))
+    except (OSError, ValueError, KeyError) as err:
+        sys.exit(f"Cannot read the heads or the public key: {err}")
+    report = asyncio.run(_with_db(settings, lambda db: verify(db, config.key, heads=heads, public_key=public)))
+    if not heads:
+        print(
+            f"Note: no recorded heads in {heads_from}; a cut-off tail cannot be detected "
+            "(with PARLEY_AUDIT_HEADS=log, pass the log lines with --heads)."
+        )
+    if report.legacy_entries:
+        print(
+            f"Note: {report.legacy_entries} entries from before keyed hashing (chain legacy) "
+            "were checked with plain SHA-256: consistent, but not proof against someone "
+            "with database access."
+        )
+    if report.ok:
+        print(
+            f"Audit log intact: {report.entries} entries in {len(report.chains)} chains, "
+            f"{report.heads_checked} recorded heads, {report.checkpoints} signed checkpoints."
+        )
         return
-    print(f"Audit chain BROKEN at entry {result.broken_at}: {result.reason}.", file=sys.stderr)
+    for problem in report.problems:
+        print(f"Audit log BROKEN: {problem}.", file=sys.stderr)
     sys.exit(1)
+
+
+def cmd_audit_checkpoint(_: argparse.Namespace) -> None:
+    from server.audit.service import checkpoint_all
+
+    settings = load_settings()
+    _require_schema(settings)
+
+    async def work(db: Any) -> int:
+        made = await checkpoint_all(db)
+        await db.commit()
+        return len(made)
+
+    made = asyncio.run(_with_db(settings, work))
+    print(f"Signed {made} new checkpoints; chain heads recorded ({settings.audit_heads}).")
+
+
+def cmd_keys_show(_: argparse.Namespace) -> None:
+    from server.core.signing import SigningKey, key_path
+
+    settings = load_settings()
+    path = key_path(settings)
+    public = SigningKey.load_or_create(path).public_key
+    print(f"Signing key: {path}")
+    print(f"Public key (Ed25519, base64): {public.base64}")
+    print(f"Fingerprint (SHA-256): {public.fingerprint}")
+    print(public.pem, end="")
 
 
 def cmd_schedule(args: argparse.Namespace) -> None:
@@ -153,7 +214,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser("audit", help="audit log")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
-    audit_sub.add_parser("verify", help="check the hash chain").set_defaults(func=cmd_audit_verify)
+    verify = audit_sub.add_parser("verify", help="check the chains, recorded heads and signed checkpoints")
+    verify.add_argument(
+        "--heads", metavar="FILE",
+        help="heads to check against: a heads file, or log lines of logger parley.audit.head "
+        "(default: the heads file under the var directory)",
+    )
+    verify.add_argument(
+        "--public-key", metavar="FILE",
+        help="public key (PEM or base64, as `parley keys show` prints) to check checkpoints with "
+        "(default: the server's signing key)",
+    )
+    verify.set_defaults(func=cmd_audit_verify)
+    audit_sub.add_parser(
+        "checkpoint", help="sign a checkpoint at the head of every chain and record the heads"
+    ).set_defaults(func=cmd_audit_checkpoint)
+
+    keys = sub.add_parser("keys", help="the server's signing key")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    keys_sub.add_parser(
+        "show", help="print the public key and its fingerprint (creates the key on first use)"
+    ).set_defaults(func=cmd_keys_show)
 
     schedule = sub.add_parser(
         "schedule", help="time-zone scheduling: `parley schedule suggest PROBLEM.json [--alternatives K]`",

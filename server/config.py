@@ -57,6 +57,13 @@ class Settings:
     due_work_poll_seconds: float = 1.0
     presence_lease_seconds: float = 25.0
     presence_renew_seconds: float = 10.0
+    # Where each audit chain's latest head goes after a commit: "file" (var/audit_heads.json,
+    # the embedded setup) or "log" (logger parley.audit.head, for the operator's log stream).
+    audit_heads: str = "file"
+    # A signed checkpoint every this many entries of a chain.
+    audit_checkpoint_every: int = 100
+    # The Ed25519 signing key; None means var_dir/signing_key.pem.
+    signing_key_file: Path | None = None
 
     def with_bind(self, host: str, port: int) -> Settings:
         """Settings for a server bound to (host, port): base URL and origins follow
@@ -159,6 +166,9 @@ def load_settings() -> Settings:
         due_work_poll_seconds=_positive("PARLEY_DUE_WORK_POLL_SECONDS", 1.0),
         presence_lease_seconds=lease_seconds,
         presence_renew_seconds=renew_seconds,
+        audit_heads=_audit_heads(_env("PARLEY_AUDIT_HEADS", "file") or "file"),
+        audit_checkpoint_every=_positive_int("PARLEY_AUDIT_CHECKPOINT_EVERY", 100),
+        signing_key_file=_path(_env("PARLEY_SIGNING_KEY_FILE")),
     )
 
 
@@ -183,3 +193,21 @@ def _smtp_security(value: str) -> str:
     if value not in {"starttls", "tls", "none"}:
         raise ValueError("PARLEY_SMTP_SECURITY must be starttls, tls or none.")
     return value
+
+
+def _audit_heads(value: str) -> str:
+    value = value.strip().lower()
+    if value not in {"file", "log"}:
+        raise ValueError("PARLEY_AUDIT_HEADS must be file or log.")
+    return value
+
+
+def _positive_int(name: str, default: int) -> int:
+    value = int(_env(name, str(default)) or default)
+    if value < 1:
+        raise ValueError(f"{name} must be a positive whole number.")
+    return value
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value).resolve() if value else None

@@ -15,6 +15,7 @@ import socketio
 from aiohttp import web
 
 from server.app import create_app
+from server.audit import service as audit
 from server.config import Settings
 from server.core import clock
 from server.db.session import make_engine, make_sessionmaker
@@ -68,7 +69,7 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
 @pytest.fixture
 async def sessions(settings: Settings) -> AsyncIterator[Any]:
     engine = make_engine(settings.database_url)
-    yield make_sessionmaker(engine)
+    yield make_sessionmaker(engine, info=audit.session_info(settings))
     await engine.dispose()
 
 

@@ -1,4 +1,5 @@
-"""The append-only, hash-chained audit log."""
+"""The append-only audit log: one keyed hash chain per visit, one for everything
+outside a visit, and the ``legacy`` chain of entries written before keyed hashing."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from server.db.base import Base, UTCDateTime
 class AuditEntry(Base):
     __tablename__ = "audit_entry"
 
-    # The chain position; a unique primary key, so two writers cannot fork the chain.
+    # (chain, seq) is the primary key, so two writers cannot fork a chain.
+    chain: Mapped[str] = mapped_column(String(80), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     action: Mapped[str] = mapped_column(String(60))
@@ -24,3 +26,16 @@ class AuditEntry(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditCheckpoint(Base):
+    """A chain's head at some entry, signed with the server's Ed25519 key."""
+
+    __tablename__ = "audit_checkpoint"
+
+    chain: Mapped[str] = mapped_column(String(80), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    hash: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    key_fingerprint: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(String(100))  # base64 of 64 bytes

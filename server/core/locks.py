@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Hashable
+from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import asynccontextmanager
 
 from server.core.errors import unavailable
+
+_BUSY = "This room is busy; try again in a moment."
 
 
 class KeyedLock:
@@ -31,9 +33,24 @@ class KeyedLock:
         return entry[1] if entry else 0
 
     @asynccontextmanager
-    async def hold(self, key: Hashable, *, timeout: float | None = None) -> AsyncIterator[None]:
+    async def hold(
+        # The timeout bounds only the wait, and turns it into a "retry later" answer.
+        self, key: Hashable, *, timeout: float | None = None, busy: str = _BUSY  # noqa: ASYNC109
+    ) -> AsyncIterator[None]:
         """Hold ``key``'s lock. With ``timeout``, give up waiting with ``unavailable``
         (a "retry later" answer) instead of queueing without end."""
+        release = await self.acquire(key, timeout=timeout, busy=busy)
+        try:
+            yield
+        finally:
+            release()
+
+    async def acquire(
+        self, key: Hashable, *, timeout: float | None = None, busy: str = _BUSY  # noqa: ASYNC109
+    ) -> Callable[[], None]:
+        """Take ``key``'s lock and return the function that gives it back. For a hold
+        that ends in synchronous code, such as a database session's commit hook; the
+        release function is safe to call more than once."""
         lock, users = self._locks.get(key, (None, 0))
         if lock is None:
             lock = asyncio.Lock()
@@ -45,19 +62,30 @@ class KeyedLock:
                 try:
                     await asyncio.wait_for(lock.acquire(), timeout)
                 except TimeoutError:
-                    raise unavailable(1.0, "This room is busy; try again in a moment.") from None
-            self._held_since[key] = time.monotonic()
-            try:
-                yield
-            finally:
-                self._held_since.pop(key, None)
-                lock.release()
-        finally:
-            current, count = self._locks[key]
-            if count <= 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (current, count - 1)
+                    raise unavailable(1.0, busy) from None
+        except BaseException:
+            self._forget(key)
+            raise
+        released = False
+        self._held_since[key] = time.monotonic()
+
+        def release() -> None:
+            nonlocal released
+            if released:
+                return
+            released = True
+            self._held_since.pop(key, None)
+            lock.release()
+            self._forget(key)
+
+        return release
+
+    def _forget(self, key: Hashable) -> None:
+        current, count = self._locks[key]
+        if count <= 1:
+            del self._locks[key]
+        else:
+            self._locks[key] = (current, count - 1)
 
     def oldest_hold(self) -> float | None:
         """Seconds the longest current holder has held its key (None when none is held)."""

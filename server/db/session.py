@@ -81,5 +81,9 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         cursor.close()
 
 
-def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+def make_sessionmaker(
+    engine: AsyncEngine, *, info: dict[str, Any] | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions on ``engine``; ``info`` is copied into each session's ``info`` (the
+    audit log keeps its configuration there: ``audit.session_info(settings)``)."""
+    return async_sessionmaker(engine, expire_on_commit=False, info=info)

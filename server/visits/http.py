@@ -1,4 +1,4 @@
-"""Visit pages and API: home, overview with the agenda, participants, invitations, audit."""
+"""Visit pages and API: home, overview with the agenda, participants, invitations."""
 
 from __future__ import annotations
 
@@ -13,8 +13,6 @@ from server.access.guard import VisitScope
 from server.access.policy import Action
 from server.agenda import service as agenda
 from server.agenda.models import AgendaSession
-from server.audit.models import AuditEntry
-from server.core.clock import iso_z
 from server.core.errors import invalid
 from server.core.i18n import pick_language
 from server.people.models import Person
@@ -138,30 +136,6 @@ async def reissue_api(request: web.Request, scope: VisitScope) -> web.StreamResp
             days=settings.invitation_days,
         )
     return web.json_response({"invite_url": f"{settings.base_url}/invite/{token}"}, status=201)
-
-
-@routes.get("/api/visits/{visit_id}/audit", action=Action.AUDIT_VIEW)
-async def audit_api(request: web.Request, scope: VisitScope) -> web.StreamResponse:
-    async with request.app[SESSIONS]() as db:
-        rows = await db.execute(
-            select(AuditEntry)
-            .where(AuditEntry.visit_id == scope.visit.id)
-            .order_by(AuditEntry.seq.desc())
-            .limit(500)
-        )
-        entries = [
-            {
-                "seq": e.seq,
-                "at": iso_z(e.at),
-                "action": e.action,
-                "actor": e.actor_person_id,
-                "subject": e.subject,
-                "data": e.data,
-                "hash": e.hash,
-            }
-            for e in rows.scalars()
-        ]
-    return web.json_response({"entries": entries})
 
 
 @routes.post("/visits/{visit_id}/participants/{membership_id}/invitation", action=Action.VISIT_MANAGE, page=True)

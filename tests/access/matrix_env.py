@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.access.roles import Access
 from server.agenda.models import AgendaItem, AgendaSession, SessionInvitee, SessionRole, SessionRoleName
+from server.audit import service as audit
 from server.config import Settings
 from server.core.clock import utcnow
 from server.db.session import make_engine, make_sessionmaker
@@ -111,7 +112,7 @@ async def matrix_env(backend: str, templates: Templates, tmp: Path) -> AsyncIter
     engine = make_engine(url)
     runner: web.AppRunner | None = None
     try:
-        sessions = make_sessionmaker(engine)
+        sessions = make_sessionmaker(engine, info=audit.session_info(settings))
         async with sessions() as db:
             world = await build_world(db, settings, extra_experts=1)
         async with sessions() as db:

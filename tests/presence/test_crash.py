@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from server.audit import service as audit
 from server.config import Settings
 from server.db.session import make_engine, make_sessionmaker
 from tests.conftest import LiveServer, free_port
@@ -63,7 +64,7 @@ def kill(process: Process) -> None:
 async def world_in(url: str, settings: Settings) -> World:
     engine = make_engine(url)
     try:
-        async with make_sessionmaker(engine)() as db:
+        async with make_sessionmaker(engine, info=audit.session_info(settings))() as db:
             return await build_world(db, settings)
     finally:
         await engine.dispose()

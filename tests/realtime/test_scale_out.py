@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from server.agenda.models import AgendaSession
+from server.audit import service as audit
 from server.config import Settings
 from server.db.session import make_engine, make_sessionmaker
 from tests.conftest import LiveServer, free_port
@@ -128,7 +129,8 @@ async def spread(cluster: list[LiveServer]) -> AsyncIterator[tuple[Peers, list[L
     """A fresh visit in the cluster's database, and a ``Peers`` for it."""
     engine = make_engine(cluster[0].settings.database_url)
     try:
-        async with make_sessionmaker(engine)() as db:
+        sessions = make_sessionmaker(engine, info=audit.session_info(cluster[0].settings))
+        async with sessions() as db:
             world = await build_world(db, cluster[0].settings)
     finally:
         await engine.dispose()
