@@ -6,6 +6,7 @@ against the current directory, so the embedded state lives under ``./var``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from dataclasses import dataclass, field, replace
@@ -50,6 +51,16 @@ class Settings:
     smtp_password: str | None = field(default=None, repr=False)
     smtp_from: str = "Parley <parley@localhost>"
     smtp_security: str = "starttls"  # "starttls", "tls" (implicit) or "none"
+    # Password-login throttle (docs/security.md): failures allowed per account and per
+    # address before delays start, the first delay, its cap, and how long a key is
+    # remembered (also: at most one audited failure per key per window).
+    login_throttle_account_after: int = 5
+    login_throttle_address_after: int = 20
+    login_throttle_base_seconds: float = 1.0
+    login_throttle_max_seconds: float = 900.0
+    login_throttle_window_seconds: float = 86400.0
+    # Proxies whose X-Forwarded-For is believed (addresses or networks); none by default.
+    trusted_proxies: tuple[str, ...] = ()
 
     def with_bind(self, host: str, port: int) -> Settings:
         """Settings for a server bound to (host, port): base URL and origins follow
@@ -62,7 +73,7 @@ class Settings:
 
 
 def _url_for(host: str, port: int) -> str:
-    shown = "127.0.0.1" if host in {"0.0.0.0", ""} else host
+    shown = "127.0.0.1" if host in {"0.0.0.0", ""} else host  # noqa: S104 (a comparison, not a bind)
     if ":" in shown and not shown.startswith("["):
         shown = f"[{shown}]"
     return f"http://{shown}:{port}"
@@ -124,7 +135,23 @@ def load_settings() -> Settings:
         smtp_password=_env("PARLEY_SMTP_PASSWORD"),
         smtp_from=_env("PARLEY_SMTP_FROM", "Parley <parley@localhost>") or "Parley <parley@localhost>",
         smtp_security=_smtp_security(_env("PARLEY_SMTP_SECURITY", "starttls") or "starttls"),
+        login_throttle_account_after=int(_env("PARLEY_LOGIN_THROTTLE_ACCOUNT_AFTER", "5") or 5),
+        login_throttle_address_after=int(_env("PARLEY_LOGIN_THROTTLE_ADDRESS_AFTER", "20") or 20),
+        login_throttle_base_seconds=float(_env("PARLEY_LOGIN_THROTTLE_BASE_SECONDS", "1") or 1),
+        login_throttle_max_seconds=float(_env("PARLEY_LOGIN_THROTTLE_MAX_SECONDS", "900") or 900),
+        login_throttle_window_seconds=float(_env("PARLEY_LOGIN_THROTTLE_WINDOW_SECONDS", "86400") or 86400),
+        trusted_proxies=_trusted_proxies(_env("PARLEY_TRUSTED_PROXIES", "") or ""),
     )
+
+
+def _trusted_proxies(raw: str) -> tuple[str, ...]:
+    networks = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ValueError(f"PARLEY_TRUSTED_PROXIES: {network!r} is not an address or network.") from None
+    return networks
 
 
 def _smtp_security(value: str) -> str:
