@@ -6,6 +6,7 @@ against the current directory, so the embedded state lives under ``./var``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from dataclasses import dataclass, field, replace
@@ -64,6 +65,16 @@ class Settings:
     audit_checkpoint_every: int = 100
     # The Ed25519 signing key; None means var_dir/signing_key.pem.
     signing_key_file: Path | None = None
+    # Password-login throttle (docs/security.md): failures allowed per account and per
+    # address before delays start, the first delay, its cap, and how long a key is
+    # remembered (also: at most one audited failure per key per window).
+    login_throttle_account_after: int = 5
+    login_throttle_address_after: int = 20
+    login_throttle_base_seconds: float = 1.0
+    login_throttle_max_seconds: float = 900.0
+    login_throttle_window_seconds: float = 86400.0
+    # Proxies whose X-Forwarded-For is believed (addresses or networks); none by default.
+    trusted_proxies: tuple[str, ...] = ()
 
     def with_bind(self, host: str, port: int) -> Settings:
         """Settings for a server bound to (host, port): base URL and origins follow
@@ -169,6 +180,12 @@ def load_settings() -> Settings:
         audit_heads=_audit_heads(_env("PARLEY_AUDIT_HEADS", "file") or "file"),
         audit_checkpoint_every=_positive_int("PARLEY_AUDIT_CHECKPOINT_EVERY", 100),
         signing_key_file=_path(_env("PARLEY_SIGNING_KEY_FILE")),
+        login_throttle_account_after=int(_env("PARLEY_LOGIN_THROTTLE_ACCOUNT_AFTER", "5") or 5),
+        login_throttle_address_after=int(_env("PARLEY_LOGIN_THROTTLE_ADDRESS_AFTER", "20") or 20),
+        login_throttle_base_seconds=float(_env("PARLEY_LOGIN_THROTTLE_BASE_SECONDS", "1") or 1),
+        login_throttle_max_seconds=float(_env("PARLEY_LOGIN_THROTTLE_MAX_SECONDS", "900") or 900),
+        login_throttle_window_seconds=float(_env("PARLEY_LOGIN_THROTTLE_WINDOW_SECONDS", "86400") or 86400),
+        trusted_proxies=_trusted_proxies(_env("PARLEY_TRUSTED_PROXIES", "") or ""),
     )
 
 
@@ -186,6 +203,16 @@ def _lease_times() -> tuple[float, float]:
     if renew >= lease:
         raise ValueError("PARLEY_PRESENCE_RENEW_SECONDS must be shorter than PARLEY_PRESENCE_LEASE_SECONDS.")
     return lease, renew
+
+
+def _trusted_proxies(raw: str) -> tuple[str, ...]:
+    networks = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ValueError(f"PARLEY_TRUSTED_PROXIES: {network!r} is not an address or network.") from None
+    return networks
 
 
 def _smtp_security(value: str) -> str:

@@ -1,12 +1,15 @@
 """Resolve who the actor is in a visit or session, and ask the policy.
 
-Transport layers call ``visit_scope`` / ``session_scope`` with the action their
-route or event names; a person who is not a member gets ``not_found`` (ids are not
-confirmed to outsiders), a member the policy denies gets ``forbidden``.
+Transport layers call ``visit_scope_for`` / ``session_scope_for`` with the logins the
+client presented and the action their route or event names. Only a login that grants
+the visit counts (an invitation login grants its own visit alone); without one, as
+for a person who is not a member, the answer is ``not_found`` (ids are not confirmed
+to outsiders); a member the policy denies gets ``forbidden``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -16,6 +19,7 @@ from server.access.policy import Action, decide
 from server.access.roles import Access, Role
 from server.agenda.models import AgendaSession, SessionInvitee, SessionRole, SessionRoleName
 from server.core.errors import forbidden, not_found
+from server.people.logins import Login, login_for_visit
 from server.people.models import Membership, Person
 from server.visits.models import Delegation, Visit
 
@@ -52,6 +56,16 @@ def _actor(person: Person, membership: Membership, delegation: str | None) -> Ac
 
 
 @dataclass(frozen=True)
+class PersonScope:
+    """Pages about the person themselves: ``person`` speaks for the browser (its
+    password login, else its newest login); ``logins`` are all it presented, and such
+    pages show only what those grant."""
+
+    person: Person
+    logins: list[Login]
+
+
+@dataclass(frozen=True)
 class VisitScope:
     actor: Actor
     visit: Visit
@@ -82,6 +96,36 @@ async def actor_in_visit(db: AsyncSession, person: Person, visit_id: str) -> tup
     membership, visit, delegation = row
     actor = _actor(person, membership, delegation)
     return actor, visit
+
+
+async def visit_scope_for(db: AsyncSession, logins: Sequence[Login], visit_id: str, action: Action) -> VisitScope:
+    """The scope in a visit, as the login granting that visit (``not_found`` without one)."""
+    found = login_for_visit(logins, visit_id) if isinstance(visit_id, str) else None
+    if found is None:
+        raise not_found("Visit")
+    return await visit_scope(db, found[0], visit_id, action)
+
+
+async def session_scope_for(
+    db: AsyncSession, logins: Sequence[Login], session_id: str, action: Action
+) -> SessionScope:
+    """The scope in a session, as the login granting the session's visit.
+
+    With a single login no extra query is needed: an invitation login restricts the
+    session query to its visit. With several, the session's visit is looked up first.
+    """
+    if not isinstance(session_id, str) or len(session_id) > 64 or not logins:
+        raise not_found("Session")
+    if len(logins) == 1:
+        person, login = logins[0]
+        return await session_scope(db, person, session_id, action, visit_id=login.visit_id)
+    visit_id = (
+        await db.execute(select(AgendaSession.visit_id).where(AgendaSession.id == session_id))
+    ).scalar_one_or_none()
+    found = login_for_visit(logins, visit_id) if visit_id else None
+    if found is None:
+        raise not_found("Session")
+    return await session_scope(db, found[0], session_id, action, visit_id=found[1].visit_id)
 
 
 async def visit_scope(db: AsyncSession, person: Person, visit_id: str, action: Action) -> VisitScope:
@@ -116,10 +160,10 @@ async def chair_ids(db: AsyncSession, session: AgendaSession) -> set[str]:
 
 
 async def session_scope(
-    db: AsyncSession, person: Person, session_id: str, action: Action
+    db: AsyncSession, person: Person, session_id: str, action: Action, *, visit_id: str | None = None
 ) -> SessionScope:
     """The actor's scope in a session, authorised for ``action``."""
-    scope = await resolve_session(db, person, session_id)
+    scope = await resolve_session(db, person, session_id, visit_id=visit_id)
     authorize(scope, action)
     return scope
 
@@ -133,25 +177,29 @@ def authorize(scope: SessionScope, action: Action) -> None:
         raise forbidden()
 
 
-async def resolve_session(db: AsyncSession, person: Person, session_id: str) -> SessionScope:
+async def resolve_session(
+    db: AsyncSession, person: Person, session_id: str, *, visit_id: str | None = None
+) -> SessionScope:
     """Who the person is in a session they may see (else ``not_found``). Two round
     trips: the session with the actor's membership, visit and delegation; then its
-    named chairs (and the invitee list, only for stakeholders). The realtime layer
-    caches the result per socket (checked against the visit's access version)."""
+    named chairs (and the invitee list, only for stakeholders). ``visit_id``: the
+    session must be in that visit (the one an invitation login grants). The realtime
+    layer caches the result per socket (checked against the visit's access version)."""
     if not isinstance(session_id, str) or len(session_id) > 64:
         raise not_found("Session")
-    row = (
-        await db.execute(
-            select(AgendaSession, Membership, Visit, Delegation.name)
-            .join(Visit, Visit.id == AgendaSession.visit_id)
-            .join(
-                Membership,
-                (Membership.visit_id == AgendaSession.visit_id) & (Membership.person_id == person.id),
-            )
-            .outerjoin(Delegation, Delegation.id == Membership.delegation_id)
-            .where(AgendaSession.id == session_id, AgendaSession.cancelled_at.is_(None))
+    query = (
+        select(AgendaSession, Membership, Visit, Delegation.name)
+        .join(Visit, Visit.id == AgendaSession.visit_id)
+        .join(
+            Membership,
+            (Membership.visit_id == AgendaSession.visit_id) & (Membership.person_id == person.id),
         )
-    ).first()
+        .outerjoin(Delegation, Delegation.id == Membership.delegation_id)
+        .where(AgendaSession.id == session_id, AgendaSession.cancelled_at.is_(None))
+    )
+    if visit_id is not None:
+        query = query.where(AgendaSession.visit_id == visit_id)
+    row = (await db.execute(query)).first()
     if row is None:
         raise not_found("Session")
     session, membership, visit, delegation = row

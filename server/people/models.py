@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.core.clock import utcnow
@@ -70,8 +70,31 @@ class LoginSession(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     via: Mapped[str] = mapped_column(String(20))  # "invitation" or "password"
     visit_id: Mapped[str | None] = mapped_column(ForeignKey("visit.id", ondelete="CASCADE"))
+    # An invitation login is bound to the membership whose link opened it: it grants
+    # that one visit and nothing in the person's other visits. None for a password login.
+    membership_id: Mapped[str | None] = mapped_column(
+        ForeignKey("membership.id", ondelete="CASCADE"), index=True
+    )
     user_agent: Mapped[str] = mapped_column(String(300), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class LoginThrottle(Base):
+    """Failed password attempts of one key ("account:<e-mail>" or "address:<ip>").
+
+    Kept in the database, not in process memory, so every server process behind the
+    load balancer counts the same attempts. Rows idle for a throttle window are pruned.
+    """
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    blocked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_failure_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    # At most one audit entry per key per window; the failures in between are counted here.
+    audited_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    unaudited: Mapped[int] = mapped_column(Integer, default=0)

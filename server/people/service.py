@@ -7,6 +7,9 @@ session. The cookie carries only that session's own random token.
 
 from __future__ import annotations
 
+import asyncio
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -16,15 +19,31 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.audit import service as audit
 from server.core.clock import utcnow
-from server.core.errors import DomainError, ErrorCode, invalid, not_found
+from server.core.errors import DomainError, ErrorCode, invalid
 from server.core.events import DomainEvent
 from server.core.ids import new_token
 from server.core.security import hash_password, token_hash, verify_password
+from server.jobs.invitations import schedule_invitation_expiry
+from server.people import throttle
+from server.people.logins import (
+    Login,
+    active_login,
+    login_for_visit,
+    primary_login,
+    resolve_logins,
+    valid_login_ids,
+)
 from server.people.models import Invitation, LoginSession, Membership, Person
 from server.visits.models import Visit, VisitStatus
 
+# The login functions the transports use, importable from here as ``people.<name>``.
+__all__ = ["Login", "active_login", "login_for_visit", "primary_login", "resolve_logins", "valid_login_ids"]
+
 PASSWORD_LOGIN_HOURS = 12
-_LAST_SEEN_GRANULARITY = timedelta(minutes=5)
+# Argon2id takes ~50 ms of CPU and 64 MiB: run off the event loop (other requests and
+# /healthz stay fast), in a pool of its own sized to the CPUs, so a burst of logins
+# neither starves the default executor nor allocates 64 MiB per waiting request.
+_PASSWORD_POOL = ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="argon2")
 
 
 class InvitationState(StrEnum):
@@ -77,13 +96,19 @@ async def issue_invitation(
     )
     db.add(invitation)
     await db.flush()
+    await schedule_invitation_expiry(db, invitation)
     await audit.record(
         db,
         "invitation.issued",
         actor_person_id=actor_person_id,
         visit_id=membership.visit_id,
         subject=membership.id,
-        data={"invitation": invitation.id, "expires_at": invitation.expires_at.isoformat()},
+        # Actor (who issued) and subject (whose link): the owner is shown this entry.
+        data={
+            "invitation": invitation.id,
+            "person": membership.person_id,
+            "expires_at": invitation.expires_at.isoformat(),
+        },
     )
     return token
 
@@ -140,7 +165,7 @@ async def spend_invitation(
         data={"invitation": view.invitation.id},
     )
     issued = await open_login(
-        db, secret_key, view.person, via="invitation", visit_id=view.visit.id, user_agent=user_agent
+        db, secret_key, view.person, via="invitation", membership=view.membership, user_agent=user_agent
     )
     return issued, view
 
@@ -151,15 +176,21 @@ async def open_login(
     person: Person,
     *,
     via: str,
-    visit_id: str | None,
+    membership: Membership | None = None,
     user_agent: str,
 ) -> IssuedLogin:
+    """A login of the person: bound to ``membership`` (an invitation login grants only
+    that visit), or spanning their visits (a password login, ``membership=None``)."""
+    if (via == "invitation") != (membership is not None):
+        raise ValueError("an invitation login needs its membership; a password login has none")
     token = new_token()
+    visit_id = membership.visit_id if membership else None
     login = LoginSession(
         person_id=person.id,
         token_hash=token_hash(secret_key, token),
         via=via,
         visit_id=visit_id,
+        membership_id=membership.id if membership else None,
         user_agent=user_agent[:300],
         expires_at=None if via == "invitation" else utcnow() + timedelta(hours=PASSWORD_LOGIN_HOURS),
     )
@@ -172,74 +203,66 @@ async def open_login(
 
 
 async def resolve_login(
-    db: AsyncSession, secret_key: bytes, token: str | None
+    db: AsyncSession, secret_key: bytes, cookie_value: str | None
 ) -> tuple[Person, LoginSession] | None:
-    """The person behind a session cookie, or None when it is unknown, revoked or over."""
-    if not token or len(token) > 200:
-        return None
-    row = (
-        await db.execute(
-            select(LoginSession, Person)
-            .join(Person, Person.id == LoginSession.person_id)
-            .where(LoginSession.token_hash == token_hash(secret_key, token))
-        )
-    ).first()
-    if row is None:
-        return None
-    login, person = row
-    now = utcnow()
-    if login.revoked_at is not None or (login.expires_at is not None and login.expires_at <= now):
-        return None
-    if login.visit_id is not None:
-        status = (
-            await db.execute(select(Visit.status).where(Visit.id == login.visit_id))
-        ).scalar_one_or_none()
-        if status is None or status == VisitStatus.ARCHIVED:
-            return None
-    if now - login.last_seen_at > _LAST_SEEN_GRANULARITY:
-        login.last_seen_at = now
-        await db.commit()
-    return person, login
+    """The browser's primary login (see ``logins.primary_login``), or None.
+
+    Kept for callers that have not yet moved to ``resolve_logins`` and
+    ``login_for_visit``; it does not say which visits the login grants.
+    """
+    return primary_login(await resolve_logins(db, secret_key, cookie_value))
 
 
-async def list_logins(db: AsyncSession, person_id: str) -> list[LoginSession]:
-    rows = await db.execute(
-        select(LoginSession)
-        .where(LoginSession.person_id == person_id, LoginSession.revoked_at.is_(None))
-        .order_by(LoginSession.created_at.desc())
-    )
-    now = utcnow()
-    return [s for s in rows.scalars() if s.expires_at is None or s.expires_at > now]
+async def active_person(db: AsyncSession, login_id: str) -> Person | None:
+    """The person of a still-valid login session (see ``active_login``)."""
+    found = await active_login(db, login_id)
+    return found[0] if found else None
 
 
-async def revoke_login(db: AsyncSession, person_id: str, login_id: str) -> None:
-    login = await db.get(LoginSession, login_id)
-    if login is None or login.person_id != person_id:
-        raise not_found("Login session")
-    if login.revoked_at is None:
-        login.revoked_at = utcnow()
-        await audit.record(db, "logout", actor_person_id=person_id, subject=login_id)
+async def hash_password_off_loop(password: str) -> str:
+    return await asyncio.get_running_loop().run_in_executor(_PASSWORD_POOL, hash_password, password)
+
+
+async def verify_password_off_loop(stored: str, password: str) -> bool:
+    return await asyncio.get_running_loop().run_in_executor(_PASSWORD_POOL, verify_password, stored, password)
+
+
+_dummy_hash: str | None = None
+
+
+async def _dummy() -> str:
+    global _dummy_hash
+    if _dummy_hash is None:
+        _dummy_hash = await hash_password_off_loop("parley-dummy-password-for-timing")
+    return _dummy_hash
 
 
 async def password_login(
-    db: AsyncSession, secret_key: bytes, email: str, password: str, *, user_agent: str
+    db: AsyncSession,
+    secret_key: bytes,
+    email: str,
+    password: str,
+    *,
+    user_agent: str,
+    address: str,
+    policy: throttle.ThrottlePolicy,
 ) -> IssuedLogin:
-    email = email.replace("\x00", "")  # PostgreSQL refuses NUL in text; no address has one
-    person = (
-        await db.execute(select(Person).where(Person.email == email.strip().lower()))
-    ).scalar_one_or_none()
+    """Check a password, throttled per account and per ``address`` (``rate_limited``
+    while blocked); a wrong one raises ``unauthenticated``. Commits its bookkeeping;
+    the caller commits the returned login."""
+    email = email.replace("\x00", "").strip().lower()  # PostgreSQL refuses NUL in text
+    keys = throttle.attempt_keys(email, address)
+    await throttle.admit(db, policy, keys)
+    person = (await db.execute(select(Person).where(Person.email == email))).scalar_one_or_none()
     # Verify against a dummy hash when the account is unknown, so timing does not
     # reveal which addresses have accounts.
-    stored = person.password_hash if person and person.password_hash else _DUMMY_HASH
-    ok = verify_password(stored, password)
+    stored = person.password_hash if person and person.password_hash else await _dummy()
+    ok = await verify_password_off_loop(stored, password)
     if not ok or person is None or not person.password_hash:
-        await audit.record(db, "login.failed", data={"email": email.strip().lower()[:320]})
-        await db.commit()
+        await throttle.failed(db, policy, keys, email=email, address=address)
         raise DomainError(ErrorCode.UNAUTHENTICATED, "Wrong e-mail address or password.")
-    return await open_login(db, secret_key, person, via="password", visit_id=None, user_agent=user_agent)
-
-
-_DUMMY_HASH = hash_password("parley-dummy-password-for-timing")
+    await throttle.succeeded(db, keys)
+    return await open_login(db, secret_key, person, via="password", user_agent=user_agent)
 
 
 async def create_admin(db: AsyncSession, email: str, password: str) -> Person:
@@ -253,51 +276,11 @@ async def create_admin(db: AsyncSession, email: str, password: str) -> Person:
     if person is None:
         person = Person(name=email.split("@")[0], email=email, timezone="Europe/Vienna")
         db.add(person)
-    person.password_hash = hash_password(password)
+    person.password_hash = await hash_password_off_loop(password)
     person.is_admin = True
     await db.flush()
     await audit.record(db, "admin.created", actor_person_id=person.id, subject=person.id)
     return person
-
-
-async def active_person(db: AsyncSession, login_id: str) -> Person | None:
-    """The person of a still-valid login session (re-checked on every realtime event,
-    in one round trip)."""
-    row = (
-        await db.execute(
-            select(LoginSession, Person, Visit.status)
-            .join(Person, Person.id == LoginSession.person_id)
-            .outerjoin(Visit, Visit.id == LoginSession.visit_id)
-            .where(LoginSession.id == login_id)
-        )
-    ).first()
-    if row is None:
-        return None
-    login, person, status = row
-    if login.revoked_at is not None or (login.expires_at is not None and login.expires_at <= utcnow()):
-        return None
-    if status == VisitStatus.ARCHIVED:
-        return None
-    return person
-
-
-async def valid_login_ids(db: AsyncSession, login_ids: set[str]) -> set[str]:
-    """Which of these login sessions are still valid (not revoked, expired or archived)."""
-    if not login_ids:
-        return set()
-    rows = await db.execute(
-        select(LoginSession.id, LoginSession.revoked_at, LoginSession.expires_at, Visit.status)
-        .outerjoin(Visit, Visit.id == LoginSession.visit_id)
-        .where(LoginSession.id.in_(login_ids))
-    )
-    now = utcnow()
-    return {
-        login_id
-        for login_id, revoked_at, expires_at, status in rows.all()
-        if revoked_at is None
-        and (expires_at is None or expires_at > now)
-        and status != VisitStatus.ARCHIVED
-    }
 
 
 async def ended_login_ids(db: AsyncSession, login_ids: set[str], *, since_epoch: float) -> set[str]:

@@ -38,6 +38,7 @@ from server.access.guard import SessionScope, VisitScope, authorize, resolve_ses
 from server.agenda.models import AgendaSession
 from server.core.errors import DomainError, ErrorCode, invalid, not_found, unavailable
 from server.db.errors import as_domain_error
+from server.people import logins
 from server.people import service as people
 from server.people.models import LoginSession
 from server.realtime.names import room_name
@@ -105,11 +106,12 @@ class LoginRef:
     person_id: str
     visit_id: str | None
     via: str
+    bound: bool  # an invitation login still tied to its membership
 
     def grants(self, visit_id: str) -> bool:
         """An invitation login grants only its own visit; a credential the person set
         up themselves (password) spans their visits."""
-        return self.via == "password" or self.visit_id == visit_id
+        return self.via == logins.PASSWORD or (self.visit_id == visit_id and self.bound)
 
 
 @dataclass
@@ -132,8 +134,8 @@ class Sock:
     scopes: dict[str, CachedScope] = field(default_factory=dict)
 
     def login_for(self, visit_id: str) -> LoginRef | None:
-        bound = [ref for ref in self.logins if ref.via != "password" and ref.visit_id == visit_id]
-        spanning = [ref for ref in self.logins if ref.via == "password"]
+        bound = [ref for ref in self.logins if ref.via == logins.INVITATION and ref.grants(visit_id)]
+        spanning = [ref for ref in self.logins if ref.via == logins.PASSWORD]
         found = bound or spanning
         return found[0] if found else None
 
@@ -246,11 +248,9 @@ class Realtime:
         self.sockets[sid] = Sock(sid, conn_id(self.process_id, sid), logins)
 
     async def _resolve_logins(self, db: Any, value: str | None) -> tuple[LoginRef, ...]:
-        found = await people.resolve_login(db, self.settings.secret_key, value)
-        if found is None:
-            return ()
-        _person, login = found
-        return (_ref(login),)
+        """Every valid login the browser's cookie holds (one per visit it joined, plus
+        a password login); each event then acts as the one granting its visit."""
+        return tuple(_ref(login) for _person, login in await logins.resolve_logins(db, self.settings.secret_key, value))
 
     async def _disconnect(self, sid: str, *_: Any) -> None:
         sock = self.sockets.pop(sid, None)
@@ -284,7 +284,7 @@ class Realtime:
         started = time.time()
         async with self.sessions() as db:
             if full:
-                ended = ids - await people.valid_login_ids(db, ids)
+                ended = ids - await logins.valid_login_ids(db, ids)
             else:
                 ended = await people.ended_login_ids(db, ids, since_epoch=self._swept_at - 1)
         self._swept_at = started
@@ -368,11 +368,14 @@ class Realtime:
             ref = sock.login_for(visit_id) if visit_id else None
             if visit_id is None or ref is None:
                 raise not_found("Session")
-            person = await people.active_person(db, ref.id)
-            if person is None:
+            found = await logins.active_login(db, ref.id)
+            if found is None:
                 raise DomainError(ErrorCode.UNAUTHENTICATED, "Your login has ended.")
+            person, login = found
             version = await facts.version(db, visit_id)
-            scope = await resolve_session(db, person, session_id)
+            scope = await resolve_session(
+                db, person, session_id, visit_id=login.visit_id if login.via == logins.INVITATION else None
+            )
         sock.scopes[session_id] = CachedScope(scope, ref.id, version, now, self.generation)
         return scope
 
@@ -381,11 +384,11 @@ class Realtime:
         if ref is None:
             raise not_found("Visit")
         async with self.sessions() as db:
-            person = await people.active_person(db, ref.id)
-            if person is None:
+            found = await logins.active_login(db, ref.id)
+            if found is None:
                 raise DomainError(ErrorCode.UNAUTHENTICATED, "Your login has ended.")
             # A non-member is told the visit does not exist; the policy decides the rest.
-            return await visit_scope(db, person, visit_id, spec.action)
+            return await visit_scope(db, found[0], visit_id, spec.action)
 
     # ---- caches and beacons ---------------------------------------------------------
 
@@ -435,4 +438,4 @@ class Realtime:
 
 
 def _ref(login: LoginSession) -> LoginRef:
-    return LoginRef(login.id, login.person_id, login.visit_id, login.via)
+    return LoginRef(login.id, login.person_id, login.visit_id, login.via, login.membership_id is not None)

@@ -9,12 +9,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.access.facts import AccessChanged
-from server.access.guard import VisitScope
+from server.access.guard import PersonScope, VisitScope
 from server.access.policy import Action
 from server.agenda import service as agenda
 from server.agenda.models import AgendaSession
 from server.core.errors import invalid
 from server.core.i18n import pick_language
+from server.core.times import local
 from server.people.models import Person
 from server.scheduling.strip import zone_strip
 from server.visits import service as visits
@@ -42,11 +43,13 @@ def _visit_json(scope: VisitScope) -> dict[str, Any]:
 
 
 @routes.get("/", action=Action.SELF, page=True)
-async def home(request: web.Request, person: Person) -> web.StreamResponse:
+async def home(request: web.Request, scope: PersonScope) -> web.StreamResponse:
+    """The visits this browser's logins grant (not every visit of their person)."""
     async with request.app[SESSIONS]() as db:
-        mine = await visits.visits_of(db, person.id)
+        mine = await visits.visits_granted(db, scope.logins)
     if len(mine) == 1:
         raise web.HTTPSeeOther(f"/visits/{mine[0][0].id}")
+    person = scope.person
     lang = pick_language(person.languages, request.app[SETTINGS].default_language)
     return render(request, "home.html", {"person": person, "visits": mine}, lang=lang)
 
@@ -71,6 +74,7 @@ async def visit_page(request: web.Request, scope: VisitScope) -> web.StreamRespo
             else []
         )
         person = await db.get(Person, scope.actor.person_id)
+        notices = await visits.reissued_links(db, [scope.actor.membership_id])
     lang = pick_language(person.languages if person else None, request.app[SETTINGS].default_language)
     return render(
         request,
@@ -79,6 +83,7 @@ async def visit_page(request: web.Request, scope: VisitScope) -> web.StreamRespo
             **context,
             "participants": people,
             "manage": scope.actor.role == "secretariat",
+            "link_notices": [(n, local(n.at, scope.actor.timezone)) for n in notices],
         },
         lang=lang,
     )

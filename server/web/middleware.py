@@ -46,7 +46,7 @@ SERVER_NAME = "Parley"
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
 
-def _wants_json(request: web.Request) -> bool:
+def wants_json(request: web.Request) -> bool:
     return request.path.startswith("/api/") or "application/json" in request.headers.get("Accept", "")
 
 
@@ -58,7 +58,7 @@ def error_response(request: web.Request, err: DomainError) -> web.Response:
 
 
 def _error_body(request: web.Request, err: DomainError) -> web.Response:
-    if _wants_json(request):
+    if wants_json(request):
         return web.json_response(err.as_payload(), status=err.status)
     from server.web.templating import render
 
@@ -74,7 +74,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except DomainError as err:
         return error_response(request, err)
     except web.HTTPException as exc:
-        if exc.status >= 400 and _wants_json(request):
+        if exc.status >= 400 and wants_json(request):
             code = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.INVALID, 413: ErrorCode.INVALID}.get(
                 exc.status, ErrorCode.INVALID
             )

@@ -13,12 +13,18 @@ from typing import Any
 
 from aiohttp import web
 
-from server.access.guard import SessionScope, VisitScope, session_scope, visit_scope
+from server.access.guard import (
+    PersonScope,
+    SessionScope,
+    VisitScope,
+    session_scope_for,
+    visit_scope_for,
+)
 from server.access.policy import Action
 from server.core.errors import DomainError, ErrorCode, not_found
 from server.core.ids import is_id
-from server.people.models import Person
-from server.web.auth import current_person
+from server.people.logins import primary_login
+from server.web.auth import current_logins
 from server.web.keys import SESSIONS
 
 Scoped = Callable[[web.Request, Any], Awaitable[web.StreamResponse]]
@@ -69,20 +75,23 @@ def _guard(
     handler: Scoped, action: Action, path: str
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def guarded(request: web.Request) -> web.StreamResponse:
-        person: Person | None = await current_person(request)
-        if person is None:
+        logins = await current_logins(request)
+        primary = primary_login(logins)
+        if primary is None:
             raise DomainError(ErrorCode.UNAUTHENTICATED, "Please open your invitation link or log in.")
         # Path parameters of guarded routes are ids; anything else names nothing.
         if not all(is_id(value) for value in request.match_info.values()):
             raise not_found("Page")
-        scope: SessionScope | VisitScope | Person
+        scope: SessionScope | VisitScope | PersonScope
+        # Visit and session routes act as the login that grants that visit: another
+        # visit's invitation login of the same person grants nothing here.
         async with request.app[SESSIONS]() as db:
             if "{session_id}" in path:
-                scope = await session_scope(db, person, request.match_info["session_id"], action)
+                scope = await session_scope_for(db, logins, request.match_info["session_id"], action)
             elif "{visit_id}" in path:
-                scope = await visit_scope(db, person, request.match_info["visit_id"], action)
+                scope = await visit_scope_for(db, logins, request.match_info["visit_id"], action)
             else:
-                scope = person
+                scope = PersonScope(primary[0], logins)
         return await handler(request, scope)
 
     return guarded

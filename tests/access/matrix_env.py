@@ -26,7 +26,7 @@ from server.config import Settings
 from server.core.clock import utcnow
 from server.db.session import make_engine, make_sessionmaker
 from server.people import service as people
-from server.people.models import Person
+from server.people.models import Membership, Person
 from tests.conftest import LiveServer, free_port, login, start_server
 from tests.fixtures.databases import Templates, drop_pg_database
 from tests.fixtures.world import World, build_world
@@ -82,10 +82,11 @@ class MatrixEnv:
         member = self.world.members[key]
         async with self.sessions() as db:
             person = await db.get(Person, member.person_id)
-            assert person is not None
+            membership = await db.get(Membership, member.membership_id)
+            assert person is not None and membership is not None
             issued = await people.open_login(
                 db, self.settings.secret_key, person, via="invitation",
-                visit_id=self.world.visit_id, user_agent="matrix",
+                membership=membership, user_agent="matrix",
             )
             await db.commit()
             return issued.login.id
