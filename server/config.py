@@ -50,6 +50,12 @@ class Settings:
     smtp_password: str | None = field(default=None, repr=False)
     smtp_from: str = "Parley <parley@localhost>"
     smtp_security: str = "starttls"  # "starttls", "tls" (implicit) or "none"
+    # Redis pub/sub channel shared by this deployment's processes (two deployments can
+    # share one Redis under different channels).
+    redis_channel: str = "parley"
+    # A socket further behind than this is dropped; it reconnects and catches up.
+    socket_max_buffer_bytes: int = 1024 * 1024
+    socket_max_queued: int = 1000
 
     def with_bind(self, host: str, port: int) -> Settings:
         """Settings for a server bound to (host, port): base URL and origins follow
@@ -124,6 +130,9 @@ def load_settings() -> Settings:
         smtp_password=_env("PARLEY_SMTP_PASSWORD"),
         smtp_from=_env("PARLEY_SMTP_FROM", "Parley <parley@localhost>") or "Parley <parley@localhost>",
         smtp_security=_smtp_security(_env("PARLEY_SMTP_SECURITY", "starttls") or "starttls"),
+        redis_channel=_env("PARLEY_REDIS_CHANNEL", "parley") or "parley",
+        socket_max_buffer_bytes=int(_env("PARLEY_SOCKET_MAX_BUFFER_BYTES", str(1024 * 1024)) or 1024 * 1024),
+        socket_max_queued=int(_env("PARLEY_SOCKET_MAX_QUEUED", "1000") or 1000),
     )
 
 

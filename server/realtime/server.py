@@ -30,6 +30,7 @@ from server.config import Settings
 from server.core.errors import DomainError, ErrorCode, invalid
 from server.people import service as people
 from server.people.models import Person
+from server.realtime.manager import make_client_manager
 from server.room import schemas
 from server.room.service import Outcome, RoomService
 
@@ -141,9 +142,7 @@ class Realtime:
         self.settings = settings
         self.sessions = sessions
         self.rooms = rooms
-        manager = (
-            socketio.AsyncRedisManager(settings.redis_url) if settings.redis_url else None
-        )
+        manager = make_client_manager(settings)
         self.sio = socketio.AsyncServer(
             async_mode="aiohttp",
             cors_allowed_origins=list(settings.allowed_origins),
