@@ -42,7 +42,9 @@ WS_TEXT_FIN = 0x81
 
 @dataclass(frozen=True)
 class Limits:
-    """How far one socket may fall behind before it is dropped."""
+    """How far one socket may fall behind before it is dropped. A socket that stops
+    reading holds at most about the transport's high-water mark (64 KiB) in bytes plus
+    ``max_queued`` references to packets shared with every other recipient."""
 
     # Bytes waiting in the socket's transport (written but not yet taken by the kernel).
     max_buffer_bytes: int = 1024 * 1024
@@ -111,6 +113,7 @@ class Fanout:
         self.limits = limits or Limits()
         self.routes: dict[str, Route] = {}
         self.dropped = 0  # sockets dropped for falling behind, since start
+        self._dropping: set[str] = set()  # dropped, not closed yet: skipped, not dropped again
         self._sockets: dict[str, Any] = {}
 
     def install(self, eio: Any) -> None:
@@ -130,13 +133,22 @@ class Fanout:
         sent = 0
         for eio_sid in eio_sids:
             s = sockets.get(eio_sid)
-            if s is None or s.closed or s.closing:
+            if s is None or s.closed or s.closing or eio_sid in self._dropping:
                 continue
             queue = s.queue
             route = routes.get(eio_sid)
-            # Direct only while the socket's own writer is parked on an empty queue, so
-            # nothing it already took can be overtaken.
-            if route is not None and s.upgraded and not queue._queue and queue._getters:
+            # Direct only while the socket's own writer is parked on an empty queue (so
+            # nothing it already took can be overtaken) and the kernel is taking what we
+            # write. Otherwise the shared packet joins the queue: a backlog held as one
+            # object for all sockets costs a pointer each, where bytes left in a
+            # transport are a copy per socket.
+            if (
+                route is not None
+                and s.upgraded
+                and not queue._queue
+                and queue._getters
+                and not route.transport.get_write_buffer_size()
+            ):
                 transport = route.transport
                 if transport.is_closing() or route.ws.closed:
                     continue
@@ -161,6 +173,9 @@ class Fanout:
 
     def _drop(self, s: Any, route: Route | None, why: str) -> None:
         self.dropped += 1
+        if len(self._dropping) > 100:
+            self._dropping = {sid for sid in self._dropping if sid in self._sockets}
+        self._dropping.add(s.sid)
         log.warning("dropping socket %s: it fell behind (%s limit)", s.sid, why)
         if route is not None:
             # Aborting the TCP connection ends Engine.IO's read loop, which closes the
