@@ -11,8 +11,8 @@ For each client count N, twice (Parley, then the baseline):
   per client, each logged in by spending its own invitation link over HTTP); the
   baseline is bench/baseline_ws_server.py;
 * N clients connect from ``--client-procs`` worker subprocesses (asyncio, commands as
-  JSON lines on stdin/stdout): python-socketio ``AsyncClient``s that join the visit's
-  open session for Parley, aiohttp ``ws_connect`` for the baseline;
+  JSON lines on stdin/stdout): light raw-WebSocket Engine.IO/Socket.IO clients
+  (bench/sio_client.py) that join the visit's open session for Parley, aiohttp ``ws_connect`` for the baseline;
 * after 5 warm-up messages, client 0 sends ``--rate`` messages per second for
   ``--seconds`` (``chat.send`` for Parley, a text frame for the baseline, which relays
   it to every client); every message carries its index and ``time.time_ns()`` at
@@ -53,7 +53,7 @@ from typing import Any
 
 import aiohttp
 import psutil
-import socketio
+from sio_client import RawSioClient
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -272,7 +272,7 @@ class ClientWorker:
     def __init__(self) -> None:
         self.kind = ""
         self.rec = Receipts([])
-        self.sio: dict[int, socketio.AsyncClient] = {}
+        self.sio: dict[int, RawSioClient] = {}
         self.ws: dict[int, aiohttp.ClientWebSocketResponse] = {}
         self.readers: list[asyncio.Task[None]] = []
         self.http: aiohttp.ClientSession | None = None
@@ -285,19 +285,23 @@ class ClientWorker:
         self.kind, self.session_id = kind, session_id
         self.rec = Receipts([int(i) for i, _ in clients])
         if kind == "parley":
+            self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
+                                              cookie_jar=aiohttp.DummyCookieJar())
 
             async def connect_one(k: int) -> None:
                 index, cookie = clients[k]
-                c = socketio.AsyncClient(reconnection=False)
 
-                def on_event(ev: dict[str, Any]) -> None:
-                    if ev.get("type") == "chat":
-                        self.rec.on_text(index, ev["payload"]["text"])
+                def on_raw(event: str, text: str) -> None:
+                    # The chat text is "bench <tag><i> <ns>": found without decoding JSON.
+                    if event == "room.event":
+                        at = text.find('"bench ')
+                        if at >= 0:
+                            self.rec.on_text(index, text[at + 1:text.index('"', at + 1)])
 
-                c.on("room.event", on_event)
+                assert self.http is not None
+                c = RawSioClient(self.http, on_raw)
                 self.sio[index] = c
-                await c.connect(url, headers={"Cookie": f"parley_session={cookie}", "Origin": origin},
-                                transports=["websocket"], wait_timeout=30)
+                await c.connect(url, {"Cookie": f"parley_session={cookie}", "Origin": origin})
         else:
             self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
 
@@ -309,7 +313,8 @@ class ClientWorker:
             async def connect_one(k: int) -> None:
                 index = clients[k][0]
                 assert self.http is not None
-                ws = await self.http.ws_connect(f"{url}/ws", headers={"Origin": origin}, max_msg_size=64 * 1024)
+                ws = await self.http.ws_connect(f"{url}/ws", headers={"Origin": origin}, max_msg_size=64 * 1024,
+                                                compress=0)
                 self.ws[index] = ws
                 self.readers.append(asyncio.create_task(read(index, ws)))
 
@@ -317,7 +322,7 @@ class ClientWorker:
         return {"connected": len(clients)}
 
     async def op_join(self) -> dict[str, Any]:
-        async def join(c: socketio.AsyncClient) -> None:
+        async def join(c: RawSioClient) -> None:
             ack = await c.call("room.join", {"session_id": self.session_id}, timeout=120)
             if not ack.get("ok") or ack.get("status") != "joined":
                 raise RuntimeError(f"room.join failed: {ack}")
@@ -347,8 +352,8 @@ class ClientWorker:
             else:
                 self.rec.acks_failed.append(ack)
 
-        await self.sio[0].emit("chat.send", {"session_id": self.session_id, "text": text, "idem": f"m{seq}"},
-                               callback=on_ack)
+        fut = await self.sio[0].emit("chat.send", {"session_id": self.session_id, "text": text, "idem": f"m{seq}"})
+        fut.add_done_callback(lambda f: on_ack(f.result()) if not f.exception() else None)
 
     async def op_send(self, tag: str, events: int, rate: float) -> dict[str, Any]:
         """Client 0 sends ``events`` messages at ``rate`` per second, on an absolute schedule."""
@@ -377,7 +382,7 @@ class ClientWorker:
                 "acks_failed": r.acks_failed[:5], "acks_failed_count": len(r.acks_failed)}
 
     async def op_close(self) -> dict[str, Any]:
-        await asyncio.gather(*(c.disconnect() for c in self.sio.values()), return_exceptions=True)
+        await asyncio.gather(*(c.close() for c in self.sio.values()), return_exceptions=True)
         await asyncio.gather(*(ws.close() for ws in self.ws.values()), return_exceptions=True)
         for t in self.readers:
             t.cancel()
@@ -718,7 +723,7 @@ async def run_parley(n: int, args: argparse.Namespace) -> Figures:
     workers = [WorkerProcess(i) for i in range(args.client_procs)]
     notes = [
         "one membership (expert) and one login per client, each from its own invitation link",
-        f"python-socketio AsyncClient (websocket transport) in {args.client_procs} client process(es)",
+        f"raw Engine.IO/Socket.IO WebSocket clients (bench/sio_client.py) in {args.client_procs} client process(es)",
     ]
     try:
         session_id, tokens = await load_parley(tmp, n, secret)
@@ -877,10 +882,23 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def raise_nofile_limit(wanted: int = 65536) -> int:
+    """Raise this process's soft open-files limit (children inherit it): 1,000 sockets
+    and their server side do not fit the usual 1,024."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return max(soft, target)
+
+
 def main(argv: list[str] | None = None) -> int:
+    raise_nofile_limit()
     parser = argparse.ArgumentParser(description="Parley room-broadcast benchmark (beside a bare aiohttp server).")
-    parser.add_argument("--clients", default="50,300", help="comma-separated client counts (default 50,300)")
-    parser.add_argument("--rate", type=float, default=20.0, help="events per second from the sender (default 20)")
+    parser.add_argument("--clients", default="300", help="comma-separated client counts (default 300)")
+    parser.add_argument("--rate", type=float, default=50.0, help="events per second from the sender (default 50)")
     parser.add_argument("--seconds", type=float, default=10.0, help="sending duration per run (default 10)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
     parser.add_argument("--client-procs", type=int, default=DEFAULT_CLIENT_PROCS,

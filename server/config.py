@@ -75,6 +75,12 @@ class Settings:
     login_throttle_window_seconds: float = 86400.0
     # Proxies whose X-Forwarded-For is believed (addresses or networks); none by default.
     trusted_proxies: tuple[str, ...] = ()
+    # Redis pub/sub channel shared by this deployment's processes (two deployments can
+    # share one Redis under different channels).
+    redis_channel: str = "parley"
+    # A socket further behind than this is dropped; it reconnects and catches up.
+    socket_max_buffer_bytes: int = 1024 * 1024
+    socket_max_queued: int = 1000
 
     def with_bind(self, host: str, port: int) -> Settings:
         """Settings for a server bound to (host, port): base URL and origins follow
@@ -186,6 +192,9 @@ def load_settings() -> Settings:
         login_throttle_max_seconds=float(_env("PARLEY_LOGIN_THROTTLE_MAX_SECONDS", "900") or 900),
         login_throttle_window_seconds=float(_env("PARLEY_LOGIN_THROTTLE_WINDOW_SECONDS", "86400") or 86400),
         trusted_proxies=_trusted_proxies(_env("PARLEY_TRUSTED_PROXIES", "") or ""),
+        redis_channel=_env("PARLEY_REDIS_CHANNEL", "parley") or "parley",
+        socket_max_buffer_bytes=int(_env("PARLEY_SOCKET_MAX_BUFFER_BYTES", str(1024 * 1024)) or 1024 * 1024),
+        socket_max_queued=int(_env("PARLEY_SOCKET_MAX_QUEUED", "1000") or 1000),
     )
 
 

@@ -41,6 +41,7 @@ from server.db.errors import as_domain_error
 from server.people import logins
 from server.people import service as people
 from server.people.models import LoginSession
+from server.realtime.manager import make_client_manager
 from server.realtime.names import room_name
 from server.realtime.registry import RESERVED, Call, EventSpec, Kind, Link, load_all
 from server.room.maintenance import conn_id
@@ -207,8 +208,10 @@ class Realtime:
         self.settings = services.settings
         self.sessions = services.sessions
         self.process_id = process_id
-        if client_manager is None and self.settings.redis_url:
-            client_manager = socketio.AsyncRedisManager(self.settings.redis_url)
+        if client_manager is None:
+            # Encodes each broadcast once and writes it to every socket directly; with
+            # Redis, a gap in the message queue calls on_gap (caches dropped, beacons sent).
+            client_manager = make_client_manager(self.settings, on_gap=self.on_gap)
         self.sio = GuardedServer(
             async_mode="aiohttp",
             cors_allowed_origins=list(self.settings.allowed_origins),
@@ -426,9 +429,9 @@ class Realtime:
             except Exception:
                 log.warning("beacon failed", exc_info=True)
 
-    async def on_gap(self) -> None:
+    async def on_gap(self, reason: str = "gap") -> None:
         """The message queue lost messages: drop caches and beacon at once."""
-        log.warning("message-queue gap: dropping caches and sending beacons")
+        log.warning("message-queue gap (%s): dropping caches and sending beacons", reason)
         self.drop_scopes()
         self.services.rooms.log.forget_all()
         try:
