@@ -45,6 +45,12 @@ class TokenBucket:
         if len(self._buckets) > 10_000:
             self.prune()
 
+    def refund(self, key: Hashable, cost: float = 1.0) -> None:
+        """Give back what ``take`` spent (the request turned out to cost nothing)."""
+        if key in self._buckets:
+            tokens, at = self._buckets[key]
+            self._buckets[key] = (min(self.burst, tokens + cost), at)
+
     def prune(self) -> None:
         now = self.clock()
         for key in [k for k in self._buckets if self._level(k, now) >= self.burst]:

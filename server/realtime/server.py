@@ -50,9 +50,10 @@ from server.services import Services
 log = logging.getLogger("parley.realtime")
 COOKIE_NAME = "parley_session"
 # How long a socket's cached session scope is used without asking the database at
-# all. Zero: every event re-checks the login and the visit's access version in one
-# cheap round trip (a revoked login is refused at its next event, on every process).
-SCOPE_FRESH_SECONDS = 0.0
+# all. After that, one cheap round trip re-checks the login and the visit's access
+# version. Revocation does not wait for it: this process cuts the login's sockets at
+# once, and the others' sweeps (every second) find it.
+SCOPE_FRESH_SECONDS = 1.0
 # Events in flight in this process beyond which new ones are shed with "unavailable".
 MAX_IN_FLIGHT = 2000
 _ACK_ID = re.compile(r"^2(?:\d+-)?(?:/[^,]*,)?(\d+)")

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.access.guard import SessionScope
@@ -207,8 +208,7 @@ class RoomService:
     async def _replay(
         self, db: AsyncSession, scope: SessionScope, idem: str | None
     ) -> dict[str, Any] | None:
-        """The earlier event of a retried command. ``_command`` asks under the room's
-        lock, so a retry racing its original waits for it instead of storing twice."""
+        """The earlier event of a retried command (``idem`` already stored)."""
         if idem is None:
             return None
         return await self.log.find_idempotent(db, scope.session.id, scope.actor.membership_id, idem)
@@ -220,22 +220,37 @@ class RoomService:
         build: Build,
         admissions: tuple[tuple[str, str], ...] = (),
     ) -> Outcome:
-        """Run one room command: under the room's lock, replay a retried ``idem``; else
-        let ``build`` check the committed state and stage events, then commit. Only
-        the primary event carries the idempotency key."""
+        """Run one room command under the room's lock: ``build`` checks the committed
+        state and stages events, the unit commits. Only the primary event carries the
+        idempotency key, and the log's unique (session, author, key) makes a retry
+        store once. The earlier outcome is looked up only when needed (the command was
+        refused, or the insert hit the key), so a first send costs no extra query."""
         sid, me = scope.session.id, scope.actor.membership_id
-        async with self.log.unit(sid) as unit:
-            earlier = await self._replay(unit.db, scope, idem)
-            if earlier is not None:
-                # Re-announced: the first broadcast may be what the client missed.
-                return Outcome(
-                    ack={"seq": earlier["seq"], "duplicate": True},
-                    news=[RoomChanged(sid, (earlier,))],
-                )
-            extra = await build(unit.state, Stage(unit, me, idem))
+        try:
+            async with self.log.unit(sid) as unit:
+                try:
+                    extra = await build(unit.state, Stage(unit, me, idem))
+                except DomainError:
+                    # A retry of a command that already took effect fails the state's
+                    # checks ("already requested"): answer with its earlier outcome.
+                    earlier = await self._replay(unit.db, scope, idem)
+                    if earlier is None:
+                        raise
+                    return self._replayed(sid, earlier)
+        except IntegrityError:
+            async with self.log.sessions() as db:
+                earlier = await self._replay(db, scope, idem)
+            if earlier is None:
+                raise
+            return self._replayed(sid, earlier)
         last = unit.staged[-1]["seq"] if unit.staged else unit.state.seq
         changed = RoomChanged(sid, tuple(unit.staged), admissions)
         return Outcome(ack={"seq": last, **(extra or {})}, news=[changed])
+
+    @staticmethod
+    def _replayed(session_id: str, earlier: dict[str, Any]) -> Outcome:
+        # Re-announced: the first broadcast may be what the client missed.
+        return Outcome(ack={"seq": earlier["seq"], "duplicate": True}, news=[RoomChanged(session_id, (earlier,))])
 
     async def chat(self, scope: SessionScope, text: str, idem: str) -> Outcome:
         """Post a message. Raises ``rate_limited`` (with ``retry_after``) past the
@@ -244,18 +259,27 @@ class RoomService:
         text = text.strip()
         if not text:
             raise invalid("text: a message cannot be empty.")
-        # Only new messages spend a token: a retry after a lost acknowledgement must not
-        # be refused. Refusing before the lock keeps a flood from queueing on it.
-        async with self.log.sessions() as db:
-            earlier = await self._replay(db, scope, idem)
-        if earlier is None:
-            self.chat_limit.take(scope.actor.membership_id)
+        # Refused before the lock, so a flood never queues on it. A retry after a lost
+        # acknowledgement must not be refused for its own first send: a token spent on
+        # a message that turns out to be stored already is given back.
+        me = scope.actor.membership_id
+        try:
+            self.chat_limit.take(me)
+        except DomainError:
+            async with self.log.sessions() as db:
+                earlier = await self._replay(db, scope, idem)
+            if earlier is None:
+                raise
+            return self._replayed(scope.session.id, earlier)
 
         async def build(state: RoomState, stage: Stage) -> None:
             await self._present(scope, state)
             stage(EventType.CHAT, {"text": text})
 
-        return await self._command(scope, idem, build)
+        out = await self._command(scope, idem, build)
+        if out.ack.get("duplicate"):
+            self.chat_limit.refund(me)
+        return out
 
     async def request_floor(self, scope: SessionScope, idem: str | None) -> Outcome:
         me = scope.actor.membership_id
