@@ -97,7 +97,7 @@ def create_app(settings: Settings) -> web.Application:
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine, info=audit.session_info(settings))
     bus = EventBus()
-    room_log = RoomLog(sessions)
+    room_log = RoomLog(sessions, exclusive=settings.redis_url is None)
     rooms = RoomService(room_log, make_chat_limit(settings.chat_rate, settings.chat_burst))
     services = Services(settings=settings, sessions=sessions, bus=bus, rooms=rooms)
     lease = ProcessLease(

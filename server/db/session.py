@@ -25,6 +25,10 @@ def make_engine(url: str) -> AsyncEngine:
         # closed under load cost CPU exactly when the server is behind.
         kwargs["pool_size"] = 15
         kwargs["max_overflow"] = 0
+        # No rollback on every return to the pool (one more hop to aiosqlite's thread):
+        # pysqlite opens a transaction only for writes, and a session closed with one
+        # still open rolls it back itself.
+        kwargs["pool_reset_on_return"] = None
     else:
         kwargs["pool_size"] = 10
         kwargs["max_overflow"] = 20

@@ -15,12 +15,13 @@ query), so no room state lives only in memory.
 from __future__ import annotations
 
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.core.clock import utcnow
@@ -29,6 +30,7 @@ from server.room.models import RoomEvent
 from server.room.state import RoomState, serialize_event
 
 SYNC_LIMIT = 1000
+T = TypeVar("T")
 # How long a command waits for its room before answering "unavailable" (retry later)
 # instead of queueing without end behind a stalled holder.
 LOCK_WAIT_SECONDS = 10.0
@@ -59,6 +61,7 @@ class Unit:
     session_id: str
     state: RoomState
     staged: list[dict[str, Any]] = field(default_factory=list)
+    _rows: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def next_seq(self) -> int:
@@ -67,26 +70,44 @@ class Unit:
     def add(
         self, type_: str, membership_id: str | None, payload: dict[str, Any], idem: str | None = None
     ) -> dict[str, Any]:
-        row = RoomEvent(
-            session_id=self.session_id,
-            seq=self.next_seq,
-            type=str(type_),
-            membership_id=membership_id,
-            payload=payload,
-            idempotency_key=idem,
-            created_at=utcnow(),
+        seq, at, kind = self.next_seq, utcnow(), str(type_)
+        self._rows.append(
+            {
+                "session_id": self.session_id,
+                "seq": seq,
+                "type": kind,
+                "membership_id": membership_id,
+                "payload": payload,
+                "idempotency_key": idem,
+                "created_at": at,
+            }
         )
-        self.db.add(row)
-        event = as_dict(row)
+        event = serialize_event(seq=seq, type_=kind, membership_id=membership_id, payload=payload, created_at=at)
         self.staged.append(event)
         return event
 
+    async def flush(self) -> None:
+        """Write the staged rows (a Core insert: the log is append-only, and the ORM's
+        unit of work costs more than the insert itself on the hot path)."""
+        if self._rows:
+            rows, self._rows = self._rows, []
+            await self.db.execute(insert(RoomEvent), rows)
+
+
+class StaleCache(Exception):
+    """A unit that trusted the cache found the log had moved on: run it again."""
+
 
 class RoomLog:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, exclusive: bool = False) -> None:
         self.sessions = sessions
         self.locks = KeyedLock("room")
         self._cache: dict[str, RoomState] = {}
+        # The only process writing (the embedded setup, no Redis): a warm cache is the
+        # log, and a command needs no catch-up read. Were anything else to append (a
+        # tool, a test), the insert meets the taken seq and the command runs again
+        # from the database (``StaleCache``).
+        self.exclusive = exclusive
 
     @asynccontextmanager
     async def unit(self, session_id: str) -> AsyncIterator[Unit]:
@@ -97,12 +118,31 @@ class RoomLog:
         async with self.locks.hold(session_id, timeout=LOCK_WAIT_SECONDS), self.sessions() as db:
             if db.get_bind().dialect.name == "postgresql":
                 await db.execute(text("SELECT pg_advisory_xact_lock(1, :k)"), {"k": _advisory_key(session_id)})
-            state = await self.state(db, session_id)
+            cached = self._cache.get(session_id) if self.exclusive else None
+            state = cached if cached is not None else await self.state(db, session_id)
             work = Unit(db, session_id, state)
             yield work
             if work.staged:
-                await db.commit()
+                try:
+                    await work.flush()
+                    await db.commit()
+                except IntegrityError:
+                    if cached is None:
+                        raise
+                    await db.rollback()
+                    # The taken seq (something else appended) or an idempotency key?
+                    if (await self.latest(db, [session_id]))[session_id] <= cached.seq:
+                        raise
+                    self.forget(session_id)
+                    raise StaleCache(session_id) from None
                 self._merge(session_id, work.staged)
+
+    async def retrying(self, run: Callable[[], Awaitable[T]]) -> T:
+        """Run a unit-using command, once more if it met a stale cache."""
+        try:
+            return await run()
+        except StaleCache:
+            return await run()
 
     @asynccontextmanager
     async def units_in(self, db: AsyncSession, session_ids: list[str]) -> AsyncIterator[dict[str, Unit]]:

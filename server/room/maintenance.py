@@ -67,6 +67,7 @@ async def close_connections(
             ]
             if events:
                 closed.append(PresenceClosed(session_id, tuple(events)))
+            await unit.flush()
         await db.commit()
     return closed
 

@@ -129,6 +129,15 @@ class RoomService:
         ``subscribe`` (the transport's "start sending me room events") runs under the
         room's lock once entry is decided, before the join is committed: every event
         after the state the acknowledgement carries then reaches the joiner live."""
+        return await self.log.retrying(lambda: self._join(scope, conn, since, subscribe))
+
+    async def _join(
+        self,
+        scope: SessionScope,
+        conn: str,
+        since: int | None,
+        subscribe: Callable[[], Awaitable[None]] | None,
+    ) -> Outcome:
         sid, me = scope.session.id, scope.actor.membership_id
         out = Outcome()
         async with self.log.unit(sid) as unit:
@@ -193,6 +202,9 @@ class RoomService:
         payload: dict[str, Any] = {"conn": conn}
         if reason:
             payload["reason"] = reason
+        return await self.log.retrying(lambda: self._leave(session_id, membership_id, conn, payload))
+
+    async def _leave(self, session_id: str, membership_id: str, conn: str, payload: dict[str, Any]) -> Outcome:
         async with self.log.unit(session_id) as unit:
             if conn in unit.state.connections.get(membership_id, set()):
                 unit.add(EventType.LEAVE, membership_id, payload)
@@ -225,6 +237,15 @@ class RoomService:
         idempotency key, and the log's unique (session, author, key) makes a retry
         store once. The earlier outcome is looked up only when needed (the command was
         refused, or the insert hit the key), so a first send costs no extra query."""
+        return await self.log.retrying(lambda: self._command_once(scope, idem, build, admissions))
+
+    async def _command_once(
+        self,
+        scope: SessionScope,
+        idem: str | None,
+        build: Build,
+        admissions: tuple[tuple[str, str], ...],
+    ) -> Outcome:
         sid, me = scope.session.id, scope.actor.membership_id
         try:
             async with self.log.unit(sid) as unit:
