@@ -56,7 +56,9 @@ class KeyedLock:
             lock = asyncio.Lock()
         self._locks[key] = (lock, users + 1)
         try:
-            if timeout is None:
+            if timeout is None or users == 0:
+                # Nobody else holds or waits (the usual case): no timer for a wait
+                # that will not happen.
                 await lock.acquire()
             else:
                 try:

@@ -91,7 +91,7 @@ class Unit:
         unit of work costs more than the insert itself on the hot path)."""
         if self._rows:
             rows, self._rows = self._rows, []
-            await self.db.execute(insert(RoomEvent), rows)
+            await self.db.execute(insert(RoomEvent.__table__), rows)
 
 
 class StaleCache(Exception):
