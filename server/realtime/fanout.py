@@ -106,6 +106,20 @@ class FastWebSocket(EioAiohttpWebSocket):  # type: ignore[misc]
         return sock
 
 
+class OneShotPacket(eio_packet.Packet):  # type: ignore[misc]
+    """A packet for one socket that lets go of its payload once encoded.
+
+    Engine.IO's writer keeps its last packet bound until the next one arrives; for a
+    join acknowledgement carrying the room's whole state that is O(room) bytes held
+    per socket, O(room²) in all. Encoded once, this packet drops its data."""
+
+    def encode(self, b64: bool = False) -> Any:
+        encoded = super().encode(b64)
+        self.data = None
+        self.encode_cache = None
+        return encoded
+
+
 class Fanout:
     """Delivers one encoded Engine.IO message to many sockets of one Engine.IO server."""
 
@@ -123,7 +137,7 @@ class Fanout:
         eio._async = {**eio._async, "websocket": partial(FastWebSocket, self.routes)}
         eio.http_compression = False
 
-    def deliver(self, eio_sids: Iterable[str], text: str) -> int:
+    def deliver(self, eio_sids: Iterable[str], text: str, *, one_shot: bool = False) -> int:
         """Send the Engine.IO message ``text`` (Socket.IO packet, already encoded) to each
         sid; returns how many sockets it was written or queued to."""
         limits = self.limits
@@ -164,10 +178,13 @@ class Fanout:
                 ):
                     self._drop(s, route, "queue")
                     continue
-                if pkt is None:
-                    # One packet object for all: it caches its encoding.
-                    pkt = eio_packet.Packet(eio_packet.MESSAGE, text)
-                queue.put_nowait(pkt)
+                if one_shot:
+                    queue.put_nowait(OneShotPacket(eio_packet.MESSAGE, text))
+                else:
+                    if pkt is None:
+                        # One packet object for all: it caches its encoding.
+                        pkt = eio_packet.Packet(eio_packet.MESSAGE, text)
+                    queue.put_nowait(pkt)
             sent += 1
         return sent
 

@@ -74,6 +74,13 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
             return
         if namespace not in self.rooms:
             return
+        if skip_sid is None and isinstance(room, str):
+            # The common case, one room and nobody skipped: its eio sids as they are
+            # (a copy, since a drop may change the room while delivering).
+            members = self.rooms[namespace].get(room)
+            if members:
+                self.fanout.deliver(list(members.values()), text)
+            return
         skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
         participants = self.get_participants(namespace, room)
         if skip == [None]:

@@ -185,6 +185,16 @@ class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
             return
         await super()._handle_event(eio_sid, namespace, id, data)
 
+    async def _send_packet(self, eio_sid: str, pkt: Any) -> None:
+        """Acknowledgements and one-socket emits: written straight to the socket when
+        its writer is idle, else queued as a packet that frees its payload once sent."""
+        fanout = getattr(self.manager, "fanout", None)
+        encoded = pkt.encode()
+        if fanout is not None and isinstance(encoded, str):
+            fanout.deliver((eio_sid,), encoded, one_shot=True)
+            return
+        await super()._send_packet(eio_sid, pkt)
+
     async def _answer(self, eio_sid: str, data: Any, err: DomainError) -> None:
         if not isinstance(data, str):
             return

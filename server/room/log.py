@@ -91,7 +91,7 @@ class Unit:
         unit of work costs more than the insert itself on the hot path)."""
         if self._rows:
             rows, self._rows = self._rows, []
-            await self.db.execute(insert(RoomEvent.__table__), rows)
+            await self.db.execute(insert(RoomEvent), rows, execution_options={"dml_strategy": "raw"})
 
 
 class StaleCache(Exception):
