@@ -272,10 +272,22 @@ async function joinOnce() {
     showWaiting(false);
     return;
   }
+  if (permissionsChanged(ack.may)) {
+    // The controls on this page came from older rules: let the server draw them anew.
+    window.location.reload();
+    return;
+  }
   noteServerClock(ack.server_now);
   absorbCatchUp(ack);
   showRoom();
   markJoined();
+}
+
+// What this person may do comes with every join (the policy's answer now), not only
+// with the page: a chair or access change shows the right controls after re-joining.
+function permissionsChanged(may) {
+  if (!may || !data.may) return false;
+  return ["speak", "chat", "chair"].some((k) => Boolean(may[k]) !== Boolean(data.may[k]));
 }
 
 async function sync() {

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.access import facts
 from server.access.policy import Action, decide
 from server.access.roles import Access, Role
-from server.agenda.models import AgendaSession, SessionInvitee, SessionRole, SessionRoleName
+from server.agenda.models import AgendaSession
 from server.core.errors import forbidden, not_found
 from server.people.logins import Login, login_for_visit
 from server.people.models import Membership, Person
@@ -135,30 +136,6 @@ async def visit_scope(db: AsyncSession, person: Person, visit_id: str, action: A
     return VisitScope(actor, visit)
 
 
-async def chair_ids(db: AsyncSession, session: AgendaSession) -> set[str]:
-    """Memberships that chair a session: its named chairs, else the secretariat."""
-    named = set(
-        (
-            await db.execute(
-                select(SessionRole.membership_id).where(
-                    SessionRole.session_id == session.id, SessionRole.role == SessionRoleName.CHAIR
-                )
-            )
-        ).scalars()
-    )
-    if named:
-        return named
-    return set(
-        (
-            await db.execute(
-                select(Membership.id).where(
-                    Membership.visit_id == session.visit_id, Membership.role == Role.SECRETARIAT
-                )
-            )
-        ).scalars()
-    )
-
-
 async def session_scope(
     db: AsyncSession, person: Person, session_id: str, action: Action, *, visit_id: str | None = None
 ) -> SessionScope:
@@ -168,12 +145,26 @@ async def session_scope(
     return scope
 
 
-def authorize(scope: SessionScope, action: Action) -> None:
-    """Ask the policy (pure: no database). ``forbidden`` when it says no."""
-    if not decide(
+def may(scope: SessionScope, action: Action) -> bool:
+    """The policy's answer for this scope (pure: no database)."""
+    return decide(
         action, scope.actor.role, Access(scope.session.access),
         is_chair=scope.is_chair, is_invited=scope.is_invited,
-    ):
+    )
+
+
+def controls(scope: SessionScope) -> dict[str, bool]:
+    """Which room controls to offer: the same answers on the page and in every join."""
+    return {
+        "speak": may(scope, Action.FLOOR_REQUEST),
+        "chat": may(scope, Action.CHAT_SEND),
+        "chair": may(scope, Action.FLOOR_CHAIR),
+    }
+
+
+def authorize(scope: SessionScope, action: Action) -> None:
+    """Ask the policy (pure: no database). ``forbidden`` when it says no."""
+    if not may(scope, action):
         raise forbidden()
 
 
@@ -204,25 +195,13 @@ async def resolve_session(
         raise not_found("Session")
     session, membership, visit, delegation = row
     actor = _actor(person, membership, delegation)
-    named = set(
-        (
-            await db.execute(
-                select(SessionRole.membership_id).where(
-                    SessionRole.session_id == session.id, SessionRole.role == SessionRoleName.CHAIR
-                )
-            )
-        ).scalars()
-    )
+    named = (await facts.named_chairs(db, [session.id])).get(session.id, set())
     # The session's named chairs; when it names none, the secretariat chairs.
     is_chair = actor.membership_id in named if named else actor.role == Role.SECRETARIAT
-    is_invited = actor.role == Role.STAKEHOLDER and (
-        await db.execute(
-            select(SessionInvitee.id).where(
-                SessionInvitee.session_id == session.id,
-                SessionInvitee.membership_id == actor.membership_id,
-            )
-        )
-    ).first() is not None
+    is_invited = (
+        actor.role == Role.STAKEHOLDER
+        and actor.membership_id in (await facts.invitees(db, [session.id]))[session.id]
+    )
     access = Access(session.access)
     # Someone who may not even see the session is told it does not exist.
     if not decide(Action.SESSION_VIEW, actor.role, access, is_chair=is_chair, is_invited=is_invited):

@@ -44,8 +44,9 @@ VISIT_ACTIONS = frozenset(
     {Action.SELF, Action.VISIT_VIEW, Action.PARTICIPANTS_VIEW, Action.VISIT_MANAGE, Action.AUDIT_VIEW}
 )
 
-A, D, C, I = Rule.ALLOW, Rule.DENY, Rule.CHAIR, Rule.INVITED
-S, E, G, T, K, O = (
+# One letter per cell keeps the tables below readable as tables.
+A, D, C, I = Rule.ALLOW, Rule.DENY, Rule.CHAIR, Rule.INVITED  # noqa: E741
+S, E, G, T, K, O = (  # noqa: E741
     Role.SECRETARIAT,
     Role.EXPERT,
     Role.DELEGATE,

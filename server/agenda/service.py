@@ -8,7 +8,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.access.guard import Actor, chair_ids
+from server.access import facts
+from server.access.guard import Actor
 from server.access.policy import Action, decide
 from server.access.roles import Access
 from server.agenda.models import AgendaItem, AgendaSession, SessionInvitee
@@ -55,11 +56,13 @@ async def visible_sessions(
     query = select(AgendaSession).where(AgendaSession.visit_id == visit_id)
     if not include_cancelled:
         query = query.where(AgendaSession.cancelled_at.is_(None))
-    rows = await db.execute(query.order_by(AgendaSession.start_utc, AgendaSession.id))
+    sessions = list((await db.execute(query.order_by(AgendaSession.start_utc, AgendaSession.id))).scalars())
     invited = await _invited(db, actor.membership_id)
+    # Batch-loaded: one query for every session's chairs, not one per session.
+    chairs = await facts.chairs(db, visit_id, [s.id for s in sessions])
     out = []
-    for session in rows.scalars():
-        is_chair = actor.membership_id in await chair_ids(db, session)
+    for session in sessions:
+        is_chair = actor.membership_id in chairs[session.id]
         if decide(
             Action.SESSION_VIEW,
             actor.role,

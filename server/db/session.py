@@ -10,9 +10,10 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from server.config import private_file
+
 POOL_TIMEOUT_SECONDS = 5.0
 SQLITE_BUSY_SECONDS = 5.0
-from server.config import private_file
 
 
 def make_engine(url: str) -> AsyncEngine:

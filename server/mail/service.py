@@ -18,10 +18,10 @@ from babel.dates import format_date
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.access.guard import chair_ids
+from server.access import facts as access_facts
 from server.access.policy import Action, decide
 from server.access.roles import Access, Role
-from server.agenda.models import AgendaItem, AgendaSession, SessionInvitee
+from server.agenda.models import AgendaItem, AgendaSession
 from server.audit import service as audit
 from server.calendars.ics import room_url
 from server.core.clock import utcnow
@@ -91,12 +91,9 @@ def utc_text(session: AgendaSession, lang: str) -> str:
 
 async def _attend_facts(db: AsyncSession, session: AgendaSession) -> tuple[set[str], set[str]]:
     """(chair membership ids, invited membership ids) of a session."""
-    invited = set(
-        (
-            await db.execute(select(SessionInvitee.membership_id).where(SessionInvitee.session_id == session.id))
-        ).scalars()
-    )
-    return await chair_ids(db, session), invited
+    chairs = await access_facts.chairs(db, session.visit_id, [session.id])
+    invited = await access_facts.invitees(db, [session.id])
+    return chairs[session.id], invited[session.id]
 
 
 def _may_attend(role: str, membership_id: str, session: AgendaSession, facts: tuple[set[str], set[str]]) -> bool:

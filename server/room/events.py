@@ -9,7 +9,7 @@ Every acknowledgement is ``{"ok": true, ...}`` or ``{"error": {"code", "message"
 
 from __future__ import annotations
 
-from server.access.guard import SessionScope
+from server.access.guard import SessionScope, controls
 from server.access.policy import Action
 from server.realtime.names import lobby_name, room_name
 from server.realtime.registry import Call, Reply, session_event
@@ -42,6 +42,7 @@ async def join(call: Call[SessionScope]) -> Reply:
         await call.link.enter(lobby)
     out.ack["me"] = me
     out.ack["is_chair"] = scope.is_chair
+    out.ack["may"] = controls(scope)
     return _reply(out)
 
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.access.guard import SessionScope
-from server.access.policy import Action, decide
-from server.access.roles import Access
+from server.access.guard import SessionScope, controls
+from server.access.policy import Action
 from server.agenda import service as agenda
 from server.core.i18n import pick_language
 from server.core.times import local
@@ -31,13 +30,6 @@ async def _session_view(request: web.Request, scope: SessionScope) -> agenda.Ses
     )
 
 
-def _may(scope: SessionScope, action: Action) -> bool:
-    return decide(
-        action, scope.actor.role, Access(scope.session.access),
-        is_chair=scope.is_chair, is_invited=scope.is_invited,
-    )
-
-
 @routes.get("/sessions/{session_id}", action=Action.SESSION_ENTER, page=True)
 async def room_page(request: web.Request, scope: SessionScope) -> web.StreamResponse:
     view = await _session_view(request, scope)
@@ -50,11 +42,7 @@ async def room_page(request: web.Request, scope: SessionScope) -> web.StreamResp
         {
             "scope": scope, "view": view, "visit": scope.visit, "actor": scope.actor,
             # Which controls the page offers (the server checks every event anyway).
-            "may": {
-                "speak": _may(scope, Action.FLOOR_REQUEST),
-                "chat": _may(scope, Action.CHAT_SEND),
-                "chair": _may(scope, Action.FLOOR_CHAIR),
-            },
+            "may": controls(scope),
         },
         lang=lang,
     )

@@ -27,9 +27,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.access import facts
 from server.access.policy import Action, decide
 from server.access.roles import Access, Role
-from server.agenda.models import AgendaSession, SessionInvitee, SessionRole, SessionRoleName
+from server.agenda.models import AgendaSession
 from server.core.errors import invalid
 from server.scheduling.models import Unavailability
 from server.visits import service as visits
@@ -80,20 +81,10 @@ async def session_people(
 ) -> dict[str, list[Member]]:
     """For each session, the members the policy lets do ``action`` in it (its invitees
     and chairs taken into account); ``required_only`` leaves observers out."""
-    invitees = await db.execute(
-        select(SessionInvitee.session_id, SessionInvitee.membership_id)
-        .join(AgendaSession, AgendaSession.id == SessionInvitee.session_id)
-        .where(AgendaSession.visit_id == visit_id)
-    )
-    invited = {(s, m) for s, m in invitees.all()}
-    named = await db.execute(
-        select(SessionRole.session_id, SessionRole.membership_id)
-        .join(AgendaSession, AgendaSession.id == SessionRole.session_id)
-        .where(AgendaSession.visit_id == visit_id, SessionRole.role == SessionRoleName.CHAIR)
-    )
-    chairs: dict[str, set[str]] = {}
-    for session_id, membership_id in named.all():
-        chairs.setdefault(session_id, set()).add(membership_id)
+    ids = [s.id for s in sessions]
+    invitees = await facts.invitees(db, ids)
+    invited = {(s, m) for s, members in invitees.items() for m in members}
+    chairs = await facts.named_chairs(db, ids)
     secretariat = {m.membership_id for m in people if m.role is Role.SECRETARIAT}
     out: dict[str, list[Member]] = {}
     for session in sessions:

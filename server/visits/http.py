@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.access.facts import AccessChanged
 from server.access.guard import PersonScope, VisitScope
-from server.access.policy import Action
+from server.access.policy import Action, decide
 from server.agenda import service as agenda
 from server.agenda.models import AgendaSession
 from server.core.errors import invalid
@@ -70,7 +70,7 @@ async def visit_page(request: web.Request, scope: VisitScope) -> web.StreamRespo
         context = await _agenda_context(db, request, scope)
         people = (
             await visits.participants(db, scope.visit.id)
-            if scope.actor.role != "stakeholder"
+            if decide(Action.PARTICIPANTS_VIEW, scope.actor.role)
             else []
         )
         person = await db.get(Person, scope.actor.person_id)
@@ -82,7 +82,8 @@ async def visit_page(request: web.Request, scope: VisitScope) -> web.StreamRespo
         {
             **context,
             "participants": people,
-            "manage": scope.actor.role == "secretariat",
+            # Controls follow the policy's answers, never raw role names.
+            "manage": decide(Action.VISIT_MANAGE, scope.actor.role),
             "link_notices": [(n, local(n.at, scope.actor.timezone)) for n in notices],
         },
         lang=lang,

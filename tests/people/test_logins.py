@@ -5,6 +5,7 @@ ids in URLs are random."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 from datetime import timedelta
 from typing import Any
@@ -245,7 +246,7 @@ async def test_ids_in_urls_are_random(server: LiveServer, world: World, sessions
         assert not value.isdigit()
     # Nothing sequential: ids made one after another share no long common prefix.
     ordered = sorted(set(memberships))
-    shared = [len(_common_prefix(a, b)) for a, b in zip(ordered, ordered[1:], strict=False)]
+    shared = [len(_common_prefix(a, b)) for a, b in itertools.pairwise(ordered)]
     assert max(shared, default=0) < 8
 
 
