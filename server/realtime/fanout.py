@@ -168,10 +168,9 @@ class Fanout:
                     continue
                 if frame is None:
                     frame = ws_text_frame(("4" + text).encode())
+                # The buffer was empty, so at most this one frame can be left in it: the
+                # byte bound is enforced on the queued path, where backlogs build up.
                 transport.write(frame)
-                if transport.get_write_buffer_size() > limits.max_buffer_bytes:
-                    self._drop(s, route, "transport buffer")
-                    continue
             else:
                 if queue.qsize() >= limits.max_queued or (
                     route is not None and route.transport.get_write_buffer_size() > limits.max_buffer_bytes

@@ -148,6 +148,10 @@ class _Link(Link):
         self.sock = sock
 
     async def enter(self, room: str) -> None:
+        # A socket that went away while its join waited for the room is not an error
+        # of the server: the join is refused cleanly (no presence is recorded for it).
+        if self.rt.sockets.get(self.sock.sid) is not self.sock:
+            raise DomainError(ErrorCode.CONFLICT, "This connection has closed.")
         await self.rt.sio.enter_room(self.sock.sid, room)
 
     async def leave(self, room: str) -> None:
