@@ -37,6 +37,7 @@ class RawSioClient:
         self.next_id = 0
         self.pending: dict[int, asyncio.Future[Any]] = {}
         self.closed = asyncio.Event()
+        self.last_ack_bytes = 0  # length of the last acknowledgement's text (for ack sizes)
 
     async def connect(self, url: str, headers: dict[str, str], timeout: float = 30.0) -> None:
         ws_url = url.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket"
@@ -74,6 +75,7 @@ class RawSioClient:
                         end = text.find('"', 4)
                         self.on_raw(text[4:end], text)
                 elif kind == "43":
+                    self.last_ack_bytes = len(text)
                     bracket = text.index("[")
                     fut = self.pending.pop(int(text[2:bracket]), None)
                     if fut is not None and not fut.done():

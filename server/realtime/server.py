@@ -25,7 +25,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
@@ -46,6 +46,7 @@ from server.realtime.names import room_name
 from server.realtime.registry import RESERVED, Call, EventSpec, Kind, Link, load_all
 from server.room.maintenance import conn_id
 from server.services import Services
+from server.visits.models import Visit
 
 log = logging.getLogger("parley.realtime")
 COOKIE_NAME = "parley_session"
@@ -236,6 +237,7 @@ class Realtime:
             engineio_logger=False,
         )
         self.sockets: dict[str, Sock] = {}
+        self._rows: dict[tuple[str, int], tuple[Visit, AgendaSession]] = {}
         self.generation = 0  # raised to drop every cached scope (after a message-queue gap)
         self.in_flight = 0
         self._swept_at = time.time()
@@ -394,8 +396,21 @@ class Realtime:
             scope = await resolve_session(
                 db, person, session_id, visit_id=login.visit_id if login.via == logins.INVITATION else None
             )
+        scope = self._shared(scope, version)
         sock.scopes[session_id] = CachedScope(scope, ref.id, version, now, self.generation)
         return scope
+
+    def _shared(self, scope: SessionScope, version: int) -> SessionScope:
+        """One copy of a session's visit and session rows for every socket that caches a
+        scope of it at this access version (hundreds of sockets per room, each would
+        otherwise hold its own ORM instances)."""
+        key = (scope.session.id, version)
+        found = self._rows.get(key)
+        if found is None:
+            if len(self._rows) > 10_000:
+                self._rows.clear()
+            found = self._rows[key] = (scope.visit, scope.session)
+        return replace(scope, visit=found[0], session=found[1])
 
     async def _visit_scope(self, sock: Sock, visit_id: str, spec: EventSpec) -> VisitScope:
         ref = sock.login_for(visit_id)

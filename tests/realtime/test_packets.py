@@ -289,7 +289,7 @@ async def test_an_event_named_star_is_answered_invalid(
     sid = world.sessions["open"]
     raw = await RawSocket.open(server, await peers.cookie("delegate"))
     try:
-        for n, message in enumerate(('["*",{"session_id":"%s"}]' % sid, '["*",1,2]', '["*"]')):
+        for n, message in enumerate((f'["*",{{"session_id":"{sid}"}}]', '["*",1,2]', '["*"]')):
             await raw.send(f"42{n + 1}{message}")
             try:
                 args = await raw.ack(n + 1, timeout=3)
