@@ -149,7 +149,10 @@ def create_app(settings: Settings) -> web.Application:
 
     async def close_connections(app: web.Application) -> None:
         # A graceful stop closes every Socket.IO connection while the database is still
-        # open: each disconnect records its leave instead of racing the engine's disposal.
+        # open. Their leaves are not recorded one by one (each broadcast to people who
+        # are being disconnected too): ending the lease records them all, one commit
+        # per set of rooms, and announces them to the other processes' sockets.
+        realtime.stopping = True
         if realtime.sio.eio.sockets:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(realtime.sio.eio.disconnect(), timeout=5)

@@ -237,6 +237,7 @@ class Realtime:
             engineio_logger=False,
         )
         self.sockets: dict[str, Sock] = {}
+        self.stopping = False  # a graceful stop: the lease records the leaves at the end
         self._rows: dict[tuple[str, int], tuple[Visit, AgendaSession]] = {}
         self.generation = 0  # raised to drop every cached scope (after a message-queue gap)
         self.in_flight = 0
@@ -274,7 +275,7 @@ class Realtime:
 
     async def _disconnect(self, sid: str, *_: Any) -> None:
         sock = self.sockets.pop(sid, None)
-        if sock is None:
+        if sock is None or self.stopping:
             return
         for session_id, membership_id in list(sock.rooms.items()):
             try:
