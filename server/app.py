@@ -79,7 +79,16 @@ async def healthz(request: web.Request) -> web.Response:
     stuck = request.app[ROOMS].log.locks.oldest_hold()
     if stuck is not None and stuck > HEALTH_LOCK_SECONDS:
         raise DomainError(ErrorCode.UNAVAILABLE, "A room lock is stuck.", retry_after=5)
-    return web.json_response({"status": "ok", "database": "ok", "locks": "ok"})
+    rt = request.app[REALTIME]
+    manager = rt.sio.manager
+    # Redis down does not fail the check (every process shares it; taking one out of
+    # rotation would not help): it is reported, with the overload counters.
+    redis = "off" if not request.app[SETTINGS].redis_url else ("ok" if getattr(manager, "listening", False) else "down")
+    fanout = getattr(manager, "fanout", None)
+    return web.json_response({
+        "status": "ok", "database": "ok", "locks": "ok", "redis": redis,
+        "sockets": len(rt.sockets), "shed": rt.shed, "slow_sockets_dropped": getattr(fanout, "dropped", 0),
+    })
 
 
 async def vendor(request: web.Request) -> web.StreamResponse:

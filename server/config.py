@@ -43,7 +43,6 @@ class Settings:
     default_language: str = "en"
     invitation_days: int = 30
     cookie_secure: bool = False
-    max_chat_chars: int = 2000
     # Chat per participant: sustained messages a second, and the burst allowed above it.
     chat_rate: float = 1.0
     chat_burst: int = 10
@@ -171,8 +170,8 @@ def load_settings() -> Settings:
         auto_migrate=_bool("PARLEY_AUTO_MIGRATE", True),
         default_language=_env("PARLEY_LANGUAGE", "en") or "en",
         invitation_days=int(_env("PARLEY_INVITATION_DAYS", "30") or 30),
-        chat_rate=float(_env("PARLEY_CHAT_RATE", "1") or 1),
-        chat_burst=int(_env("PARLEY_CHAT_BURST", "10") or 10),
+        chat_rate=_positive("PARLEY_CHAT_RATE", 1.0),
+        chat_burst=_positive_int("PARLEY_CHAT_BURST", 10),
         cookie_secure=_bool("PARLEY_COOKIE_SECURE", base.startswith("https://")),
         smtp_host=_env("PARLEY_SMTP_HOST"),
         smtp_port=int(_env("PARLEY_SMTP_PORT", "587") or 587),
@@ -193,8 +192,8 @@ def load_settings() -> Settings:
         login_throttle_window_seconds=float(_env("PARLEY_LOGIN_THROTTLE_WINDOW_SECONDS", "86400") or 86400),
         trusted_proxies=_trusted_proxies(_env("PARLEY_TRUSTED_PROXIES", "") or ""),
         redis_channel=_env("PARLEY_REDIS_CHANNEL", "parley") or "parley",
-        socket_max_buffer_bytes=int(_env("PARLEY_SOCKET_MAX_BUFFER_BYTES", str(1024 * 1024)) or 1024 * 1024),
-        socket_max_queued=int(_env("PARLEY_SOCKET_MAX_QUEUED", "1000") or 1000),
+        socket_max_buffer_bytes=_positive_int("PARLEY_SOCKET_MAX_BUFFER_BYTES", 1024 * 1024),
+        socket_max_queued=_positive_int("PARLEY_SOCKET_MAX_QUEUED", 1000),
     )
 
 

@@ -35,7 +35,8 @@ async def change_session_api(request: web.Request, scope: SessionScope) -> web.S
         changed = await manage.change_session(db, session, changes, actor_person_id=scope.actor.person_id)
         chairs = await manage.named_chairs(db, session.id)
         await db.commit()
-    await publish(request, changed)
+    if changed is not None:
+        await publish(request, changed)
     return web.json_response(
         {"id": session.id, "access": session.access, "requires_admission": session.requires_admission, "chairs": chairs}
     )

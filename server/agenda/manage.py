@@ -29,9 +29,10 @@ class SessionChanges(BaseModel):
 
 async def change_session(
     db: AsyncSession, session: AgendaSession, changes: SessionChanges, *, actor_person_id: str
-) -> AccessChanged:
+) -> AccessChanged | None:
     """Apply the changes (flushed; the caller commits) and raise the visit's access
-    version. Returns the news: this session's room must be emptied."""
+    version. Returns the news (this session's room must be emptied), or None when
+    nothing changed."""
     record: dict[str, object] = {}
     if changes.access is not None and changes.access != session.access:
         record["access"] = {"from": session.access, "to": str(changes.access)}
@@ -57,7 +58,7 @@ async def change_session(
         )
         await facts.bump(db, session.visit_id)
     await db.flush()
-    return AccessChanged(session.visit_id, (session.id,))
+    return AccessChanged(session.visit_id, (session.id,)) if record else None
 
 
 async def named_chairs(db: AsyncSession, session_id: str) -> list[str]:

@@ -26,8 +26,9 @@ from server.core.events import DomainEvent
 if TYPE_CHECKING:
     from server.services import Services
 
-# Names python-socketio uses for its own lifecycle: a client may never send them.
-RESERVED = frozenset({"connect", "disconnect", "connect_error", "message"})
+# Names python-socketio uses for its own lifecycle (and "*", its catch-all handler's
+# name): a client may never send them.
+RESERVED = frozenset({"connect", "disconnect", "connect_error", "message", "*"})
 
 
 class Link:

@@ -1,7 +1,8 @@
 """The Socket.IO transport: connect and authenticate, validate, authorise, dispatch.
 
 Nothing else in the code base talks to python-socketio for incoming traffic; the
-emitter (``realtime/emitter.py``) is the only place that sends. Every incoming
+emitter (``realtime/emitter.py``) sends every broadcast of domain news, and this module
+sends only acknowledgements and the local ``room.beacon``. Every incoming
 event goes through one dispatcher:
 
 1. the packet must decode and name a registered event (reserved lifecycle names,
@@ -35,6 +36,7 @@ from sqlalchemy import select
 
 from server.access import facts
 from server.access.guard import SessionScope, VisitScope, authorize, resolve_session, visit_scope
+from server.access.policy import Action
 from server.agenda.models import AgendaSession
 from server.core.errors import DomainError, ErrorCode, invalid, not_found, unavailable
 from server.db.errors import as_domain_error
@@ -139,8 +141,9 @@ class Sock:
     def login_for(self, visit_id: str) -> LoginRef | None:
         bound = [ref for ref in self.logins if ref.via == logins.INVITATION and ref.grants(visit_id)]
         spanning = [ref for ref in self.logins if ref.via == logins.PASSWORD]
+        # The most recently added, as ``people.logins.login_for_visit`` chooses.
         found = bound or spanning
-        return found[0] if found else None
+        return found[-1] if found else None
 
 
 class _Link(Link):
@@ -241,6 +244,7 @@ class Realtime:
         self._rows: dict[tuple[str, int], tuple[Visit, AgendaSession]] = {}
         self.generation = 0  # raised to drop every cached scope (after a message-queue gap)
         self.in_flight = 0
+        self.shed = 0  # events answered "unavailable" since start (overload; see /healthz)
         self._swept_at = time.time()
         self.sio.on("connect", self._connect)
         self.sio.on("disconnect", self._disconnect)
@@ -332,6 +336,7 @@ class Realtime:
     def _dispatcher(self, spec: EventSpec) -> Callable[..., Awaitable[dict[str, Any]]]:
         async def dispatch(sid: str, *args: Any) -> dict[str, Any]:
             if self.in_flight >= MAX_IN_FLIGHT:
+                self.shed += 1
                 return unavailable(1.0).as_payload()
             self.in_flight += 1
             try:
@@ -342,14 +347,22 @@ class Realtime:
         return dispatch
 
     async def _run(self, spec: EventSpec, sid: str, args: tuple[Any, ...]) -> dict[str, Any]:
+        sock = self.sockets.get(sid)
         try:
-            sock = self.sockets.get(sid)
             if sock is None:
                 raise DomainError(ErrorCode.UNAUTHENTICATED, "This connection is not signed in.")
             payload = _parse(spec.model, args)
             scope: SessionScope | VisitScope
             if spec.kind is Kind.SESSION:
-                scope = await self._session_scope(sock, payload.session_id)
+                try:
+                    scope = await self._session_scope(sock, payload.session_id)
+                    if spec.action is Action.SESSION_ENTER:
+                        authorize(scope, spec.action)
+                except DomainError as err:
+                    # No longer allowed in a room they are recorded in: they left it.
+                    if err.code in (ErrorCode.NOT_FOUND, ErrorCode.FORBIDDEN):
+                        await self._left_on_refusal(sock, payload.session_id)
+                    raise
                 authorize(scope, spec.action)
             else:
                 scope = await self._visit_scope(sock, payload.visit_id, spec)
@@ -357,13 +370,30 @@ class Realtime:
             await self.services.bus.publish(*reply.news)
             return {"ok": True, **reply.ack}
         except DomainError as err:
+            if err.code is ErrorCode.UNAVAILABLE:
+                self.shed += 1
             return err.as_payload()
         except Exception as exc:
             mapped = as_domain_error(exc)
             if mapped is not None:
+                self.shed += 1
                 return mapped.as_payload()
             log.exception("event %s failed", spec.name)
             return _internal().as_payload()
+
+    async def _left_on_refusal(self, sock: Sock, session_id: str) -> None:
+        """Someone refused a room they are recorded in (their access changed and the
+        room was emptied) has left it: record the leave, so presence does not claim
+        them until their connection closes."""
+        membership_id = sock.rooms.pop(session_id, None)
+        if membership_id is None:
+            return
+        sock.scopes.pop(session_id, None)
+        try:
+            out = await self.services.rooms.leave(session_id, membership_id, sock.conn, reason="access")
+            await self.services.bus.publish(*out.news)
+        except Exception:
+            log.warning("leave after a refusal failed for %s in %s", sock.sid, session_id, exc_info=True)
 
     async def _session_scope(self, sock: Sock, session_id: str) -> SessionScope:
         cached = sock.scopes.get(session_id)
