@@ -10,9 +10,12 @@ ride in Engine.IO messages (``4``): ``40`` connects the default namespace, event
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
+import os
 import re
+import socket
 from typing import Any
 
 import aiohttp
@@ -119,3 +122,70 @@ class RawSocket:
         with contextlib.suppress(BaseException):
             await self._reader
         await self.http.close()
+
+
+class StalledSocket:
+    """A raw TCP WebSocket client that joins a room, then stops reading while its
+    connection stays open (a frozen tab whose network stack still works). Its receive
+    buffer is tiny, so the server's writes back up after a few megabytes at most."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.eio_sid = ""  # the Engine.IO sid (Fanout's key)
+        self.sid = ""  # the Socket.IO sid (Realtime.sockets' key)
+
+    @classmethod
+    async def open(cls, server: LiveServer, cookie: str, session_id: str) -> StalledSocket:
+        host, port = server.settings.host, server.settings.port
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (host, port))
+        reader, writer = await asyncio.open_connection(sock=sock)
+        stalled = cls(reader, writer)
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write(
+            f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            f"Sec-WebSocket-Version: 13\r\nOrigin: {server.origin}\r\nCookie: parley_session={cookie}\r\n\r\n".encode()
+        )
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        opened = await stalled._frame()
+        assert opened.startswith("0{"), opened
+        stalled.eio_sid = json.loads(opened[1:])["sid"]
+        stalled.send("40")
+        connected = await stalled._frame()
+        assert connected.startswith("40{"), connected
+        stalled.sid = json.loads(connected[2:])["sid"]
+        stalled.send("421" + json.dumps(["room.join", {"session_id": session_id}]))
+        while not (frame := await stalled._frame()).startswith("431"):
+            pass
+        ack = json.loads(frame[3:])[0]
+        assert ack.get("status") == "joined", ack
+        return stalled  # from here on nothing is read
+
+    async def _frame(self) -> str:
+        head = await asyncio.wait_for(self.reader.readexactly(2), TIMEOUT)
+        n = head[1] & 0x7F
+        if n == 126:
+            n = int.from_bytes(await self.reader.readexactly(2), "big")
+        elif n == 127:
+            n = int.from_bytes(await self.reader.readexactly(8), "big")
+        return (await self.reader.readexactly(n)).decode()
+
+    def send(self, text: str) -> None:
+        """One masked text frame (a client's frames are masked)."""
+        data = text.encode()
+        mask = os.urandom(4)
+        n = len(data)
+        if n < 126:
+            head = bytes([0x81, 0x80 | n])
+        elif n < 65536:
+            head = bytes([0x81, 0x80 | 126]) + n.to_bytes(2, "big")
+        else:
+            head = bytes([0x81, 0x80 | 127]) + n.to_bytes(8, "big")
+        self.writer.write(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+
+    def close(self) -> None:
+        self.writer.transport.abort()

@@ -76,7 +76,8 @@ async def test_events_past_the_in_flight_limit_are_shed_with_unavailable(
         asyncio.create_task(expert.send("chat.send", text=f"burst {n}", idem=f"burst-{n}")) for n in range(fired)
     ]
     await eventually(lambda: sum(c.done() for c in calls) == fired - limit, "the shed events to be answered")
-    assert len(entered) == limit and rt.in_flight == limit
+    await eventually(lambda: len(entered) == limit, "the admitted events to reach the service")
+    assert rt.in_flight == limit
     shed = [c.result() for c in calls if c.done()]
     for ack in shed:
         assert_retry_later(ack, "unavailable")
@@ -269,7 +270,7 @@ async def test_typing_is_refused_to_those_absent_or_without_the_chat_right(
     sid = world.sessions["open"]
     chair = await peers.joined("secretariat", sid)
     heard = listen(chair)
-    count = await stored_count(sessions)
+    count = len(await stored_events(sessions, sid))
 
     # Connected but never joined: not present.
     outsider = await peers.connect("expert")
@@ -299,7 +300,10 @@ async def test_typing_is_refused_to_those_absent_or_without_the_chat_right(
     assert (await chair.send("room.typing")) == {"ok": True}
     await eventually(lambda: len(heard) == 1, "the chair's own signal")
     assert [s["membership_id"] for s in heard] == [chair.membership_id]
-    assert await stored_count(sessions) == count + 3
+    stored = [(r.type, r.membership_id) for r in await stored_events(sessions, sid)][count:]
+    assert stored == [
+        ("join", leaver.membership_id), ("leave", leaver.membership_id), ("join", observer.membership_id)
+    ], stored
 
 
 async def test_a_typing_flood_is_rate_limited(peers: Peers, world: World, server: LiveServer, sessions: Any) -> None:
@@ -309,11 +313,14 @@ async def test_a_typing_flood_is_rate_limited(peers: Peers, world: World, server
     heard = listen(chair)
     count = await stored_count(sessions)
 
+    started = time.monotonic()
     acks = [await expert.send("room.typing") for _ in range(20)]
+    elapsed = time.monotonic() - started
     accepted = [a for a in acks if a.get("ok")]
     refused = [a for a in acks if "error" in a]
     assert acks[:5] == [{"ok": True}] * 5, acks  # the burst
-    assert len(refused) >= 10, acks
+    # Then two a second (one more for the boundary), however slowly the 20 went out.
+    assert refused and len(accepted) <= 5 + 2 * elapsed + 1, (elapsed, acks)
     for ack in refused:
         assert_retry_later(ack, "rate_limited")
     # Only what was accepted went out; the limit is the sender's own.
