@@ -89,3 +89,10 @@ def rate_limited(retry_after: float, message: str = "Too many requests; try agai
 
 def unavailable(retry_after: float = 1.0, message: str = "The server is busy; try again shortly.") -> DomainError:
     return DomainError(ErrorCode.UNAVAILABLE, message, retry_after=retry_after)
+
+
+class AccessMoved(DomainError):
+    """Who may do what in the visit changed while a command waited: decide again."""
+
+    def __init__(self) -> None:
+        super().__init__(ErrorCode.CONFLICT, "The rules of this session changed; try again.")

@@ -60,6 +60,7 @@ class Call(Generic[S]):
     payload: Any
     link: Link
     services: Services
+    access_version: int | None = None  # the visit's access version the scope was decided at
 
 
 @dataclass

@@ -38,7 +38,7 @@ from server.access import facts
 from server.access.guard import SessionScope, VisitScope, authorize, resolve_session, visit_scope
 from server.access.policy import Action
 from server.agenda.models import AgendaSession
-from server.core.errors import DomainError, ErrorCode, invalid, not_found, unavailable
+from server.core.errors import AccessMoved, DomainError, ErrorCode, invalid, not_found, unavailable
 from server.db.errors import as_domain_error
 from server.people import logins
 from server.people import service as people
@@ -243,6 +243,7 @@ class Realtime:
         self.stopping = False  # a graceful stop: the lease records the leaves at the end
         self._rows: dict[tuple[str, int], tuple[Visit, AgendaSession]] = {}
         self.generation = 0  # raised to drop every cached scope (after a message-queue gap)
+        self.drops = 0  # raised by every drop of cached scopes (reads racing one start over)
         self.in_flight = 0
         self.shed = 0  # events answered "unavailable" since start (overload; see /healthz)
         self._swept_at = time.time()
@@ -346,7 +347,7 @@ class Realtime:
 
         return dispatch
 
-    async def _run(self, spec: EventSpec, sid: str, args: tuple[Any, ...]) -> dict[str, Any]:
+    async def _run(self, spec: EventSpec, sid: str, args: tuple[Any, ...], *, retried: bool = False) -> dict[str, Any]:
         sock = self.sockets.get(sid)
         try:
             if sock is None:
@@ -366,7 +367,16 @@ class Realtime:
                 authorize(scope, spec.action)
             else:
                 scope = await self._visit_scope(sock, payload.visit_id, spec)
-            reply = await spec.handler(Call(sid, sock.conn, scope, payload, _Link(self, sock), self.services))
+            version = sock.scopes[payload.session_id].version if spec.kind is Kind.SESSION else None
+            call: Call[Any] = Call(sid, sock.conn, scope, payload, _Link(self, sock), self.services, version)
+            try:
+                reply = await spec.handler(call)
+            except AccessMoved:
+                if retried:
+                    raise
+                # The rules changed while this waited for the room: decide again.
+                sock.scopes.pop(payload.session_id, None)
+                return await self._run(spec, sid, args, retried=True)
             await self.services.bus.publish(*reply.news)
             return {"ok": True, **reply.ack}
         except DomainError as err:
@@ -391,16 +401,32 @@ class Realtime:
         sock.scopes.pop(session_id, None)
         try:
             out = await self.services.rooms.leave(session_id, membership_id, sock.conn, reason="access")
-            await self.services.bus.publish(*out.news)
+            await self.services.bus.publish(*out.news)  # the leaver hears its own leave too
+            await self.sio.leave_room(sock.sid, room_name(session_id))
         except Exception:
             log.warning("leave after a refusal failed for %s in %s", sock.sid, session_id, exc_info=True)
 
     async def _session_scope(self, sock: Sock, session_id: str) -> SessionScope:
+        """The socket's scope in a session: cached, re-checked against the login and the
+        visit's access version at most every ``SCOPE_FRESH_SECONDS``. A scope read while
+        the rules changed on this process (``drops`` moved) is read again, never cached."""
+        for _ in range(3):
+            drops = self.drops
+            found = await self._read_scope(sock, session_id)
+            if self.drops == drops:
+                if found is not None:
+                    sock.scopes[session_id] = found
+                return sock.scopes[session_id].scope
+            sock.scopes.pop(session_id, None)
+        raise unavailable(1.0, "The rules of this session are changing; try again.")
+
+    async def _read_scope(self, sock: Sock, session_id: str) -> CachedScope | None:
+        """A new cache entry, or None when the cached one is still good."""
         cached = sock.scopes.get(session_id)
         now = time.monotonic()
         current = cached is not None and cached.generation == self.generation
         if cached is not None and current and now - cached.checked < SCOPE_FRESH_SECONDS:
-            return cached.scope
+            return None
         async with self.sessions() as db:
             if cached is not None and current:
                 valid, version = await people.login_and_version(db, cached.login_id, cached.scope.visit.id)
@@ -408,7 +434,7 @@ class Realtime:
                     raise DomainError(ErrorCode.UNAUTHENTICATED, "Your login has ended.")
                 if version == cached.version:
                     cached.checked = now
-                    return cached.scope
+                    return None
             visit_id = (
                 await db.execute(
                     select(AgendaSession.visit_id).where(
@@ -427,9 +453,7 @@ class Realtime:
             scope = await resolve_session(
                 db, person, session_id, visit_id=login.visit_id if login.via == logins.INVITATION else None
             )
-        scope = self._shared(scope, version)
-        sock.scopes[session_id] = CachedScope(scope, ref.id, version, now, self.generation)
-        return scope
+        return CachedScope(self._shared(scope, version), ref.id, version, now, self.generation)
 
     def _shared(self, scope: SessionScope, version: int) -> SessionScope:
         """One copy of a session's visit and session rows for every socket that caches a
@@ -458,6 +482,7 @@ class Realtime:
 
     def drop_scopes(self, visit_id: str | None = None) -> None:
         """Forget cached scopes (of one visit, or all after a message-queue gap)."""
+        self.drops += 1
         if visit_id is None:
             self.generation += 1
             return

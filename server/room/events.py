@@ -37,7 +37,9 @@ async def join(call: Call[SessionScope]) -> Reply:
 
     # Subscribed only once entry is decided (never while waiting), before the join is
     # committed, so nothing committed after the acknowledged state is missed.
-    out = await call.services.rooms.join(scope, call.conn, call.payload.since, subscribe)
+    out = await call.services.rooms.join(
+        scope, call.conn, call.payload.since, subscribe, access_version=call.access_version
+    )
     if out.ack["status"] == "waiting":
         await call.link.enter(lobby)
     out.ack["me"] = me

@@ -18,12 +18,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.access import facts
 from server.access.guard import SessionScope
 from server.access.roles import Role
 from server.agenda.models import AgendaItem
 from server.audit import service as audit
 from server.core.clock import iso_z, utcnow
-from server.core.errors import DomainError, ErrorCode, conflict, invalid, not_found
+from server.core.errors import AccessMoved, DomainError, ErrorCode, conflict, invalid, not_found
 from server.core.events import DomainEvent
 from server.core.ratelimit import TokenBucket
 from server.room.history import chat_before
@@ -123,13 +124,19 @@ class RoomService:
         conn: str,
         since: int | None,
         subscribe: Callable[[], Awaitable[None]] | None = None,
+        *,
+        access_version: int | None = None,
     ) -> Outcome:
         """Enter the room, or the lobby when the session requires admission.
+
+        ``access_version``: the visit's access version the caller's scope was decided
+        at; if the rules changed while the join waited for the room, it raises
+        ``AccessMoved`` (decide again) instead of letting in someone they now refuse.
 
         ``subscribe`` (the transport's "start sending me room events") runs under the
         room's lock once entry is decided, before the join is committed: every event
         after the state the acknowledgement carries then reaches the joiner live."""
-        return await self.log.retrying(lambda: self._join(scope, conn, since, subscribe))
+        return await self.log.retrying(lambda: self._join(scope, conn, since, subscribe, access_version))
 
     async def _join(
         self,
@@ -137,10 +144,13 @@ class RoomService:
         conn: str,
         since: int | None,
         subscribe: Callable[[], Awaitable[None]] | None,
+        access_version: int | None,
     ) -> Outcome:
         sid, me = scope.session.id, scope.actor.membership_id
         out = Outcome()
         async with self.log.unit(sid) as unit:
+            if access_version is not None and await facts.version(unit.db, scope.visit.id) != access_version:
+                raise AccessMoved()
             state = unit.state
             if _waits(scope, state):
                 if me not in state.lobby:

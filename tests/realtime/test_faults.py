@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from server.config import Settings
 from server.db.session import POOL_TIMEOUT_SECONDS
+from server.room.log import RoomLog
 from server.room.models import RoomEvent
 from server.web.keys import ENGINE, REALTIME
 from tests.conftest import settings_for, start_server
@@ -38,8 +39,8 @@ ANSWER_WITHIN = min(4.0, POOL_TIMEOUT_SECONDS - 1.0)
 
 
 def _capacity(live: Any) -> int:
-    pool = live.app[ENGINE].sync_engine.pool
-    return int(pool.size() + max(pool._max_overflow, 0))  # noqa: SLF001
+    pool: Any = live.app[ENGINE].sync_engine.pool
+    return int(pool.size() + max(pool._max_overflow, 0))
 
 
 async def test_disconnects_during_a_burst_never_freeze_the_room(
@@ -138,6 +139,59 @@ async def test_disconnects_during_a_burst_never_freeze_the_room(
         ack = await still.send("chat.send", text="after the burst", idem="after")
         assert ack["ok"] and ack["seq"] == rows[-1].seq + 1, ack
         assert time.monotonic() - t0 < 1.0
+    finally:
+        await peers.close()
+        await runner.cleanup()
+
+
+async def test_joins_from_sockets_that_close_meanwhile_leave_no_presence_behind(
+    settings: Settings, world: World, sessions: Any
+) -> None:
+    """Sockets that ask to join and close before their join reached the room (it waits
+    behind a burst): the room ends up with exactly the connections still open."""
+    live, runner = await start_server(settings_for(settings, chat_rate=10_000.0, chat_burst=10_000))
+    peers = Peers(live, world)
+    sid = world.sessions["open"]
+    try:
+        capacity = _capacity(live)
+        senders = [await peers.joined(SPEAKERS[n % len(SPEAKERS)], sid) for n in range(SENDERS)]
+        quitters = [await peers.connect(SPEAKERS[n % len(SPEAKERS)]) for n in range(LEAVERS * 2)]
+        quitter_conns = {peers.conn_id(p, live) for p in quitters}
+        realtime = live.app[REALTIME]
+
+        async def send(peer: Peer, n: int) -> dict[str, Any]:
+            return await peer.call("chat.send", {"session_id": sid, "text": f"q {peer.client.get_sid()} {n}",
+                                                 "idem": f"q{n}"})
+
+        async def join_and_quit(peer: Peer) -> None:
+            await eventually(lambda: realtime.in_flight > capacity, "the burst under way")
+            await peer.client.emit("room.join", {"session_id": sid}, callback=lambda *_: None)
+            # Long enough for the join to leave the client, far shorter than the
+            # burst ahead of it on the room's lock.
+            await asyncio.sleep(0.05)
+            await peer.client.disconnect()
+
+        per_sender = -(-(2 * capacity) // SENDERS)
+        results = await asyncio.gather(
+            *(send(p, n) for p in senders for n in range(per_sender)), *(join_and_quit(p) for p in quitters)
+        )
+        acks = [r for r in results if r is not None]
+        assert all(a.get("ok") or a.get("error", {}).get("code") == "unavailable" for a in acks), acks
+        await eventually(lambda: realtime.in_flight == 0, "every event answered")
+
+        # The quitters' leaves (for joins that got in first) are recorded as their
+        # disconnects are handled: give them a moment, then the room must be exact.
+        open_conns = {peers.conn_id(p, live) for p in senders}
+        deadline = time.monotonic() + ANSWER_WITHIN
+        while True:
+            async with sessions() as db:
+                state = await RoomLog(sessions).state(db, sid)
+            recorded = set().union(set(), *state.connections.values())
+            if recorded == open_conns or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        assert not recorded & quitter_conns, f"presence of closed sockets: {recorded & quitter_conns}"
+        assert recorded == open_conns
     finally:
         await peers.close()
         await runner.cleanup()
