@@ -139,6 +139,9 @@ def create_app(settings: Settings) -> web.Application:
 
     async def dispose_engine(app: web.Application) -> AsyncIterator[None]:
         yield
+        close_manager = getattr(realtime.sio.manager, "aclose", None)
+        if close_manager is not None:
+            await close_manager()
         await engine.dispose()
 
     async def presence_and_due_work(app: web.Application) -> AsyncIterator[None]:

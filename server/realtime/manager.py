@@ -184,7 +184,12 @@ class FanoutRedisManager(socketio.AsyncRedisManager, FanoutManager):  # type: ig
             delay = min(delay * 2, LISTEN_RETRY_MAX)
 
     async def aclose(self) -> None:
-        """Close the publishing connection (the listener ends with its task)."""
+        """Stop listening and close the publishing connection (at shutdown)."""
+        listener = getattr(self, "thread", None)
+        if isinstance(listener, asyncio.Task) and not listener.done():
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await listener
         if self._publisher is not None:
             await self._publisher.aclose()
             self._publisher = None
