@@ -377,7 +377,7 @@ async def save(
             db, "availability.changed", actor_person_id=actor_person_id, visit_id=visit_id,
             subject=membership_id, data={"by": "self" if actor_person_id == person.id else "secretariat", **record},
         )
-    await db.commit()
+    await db.flush()
     return await load(db, visit_id, membership_id)
 
 
@@ -445,5 +445,5 @@ async def import_json(db: AsyncSession, visit_id: str, data: Any, *, actor_perso
         db, "availability.imported", actor_person_id=actor_person_id, visit_id=visit_id,
         subject=visit_id, data={"participants": len(planned), "changed": changed},
     )
-    await db.commit()
+    await db.flush()
     return [m.id for m, _, _ in planned]

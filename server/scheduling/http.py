@@ -127,6 +127,7 @@ async def _save_from_form(request: web.Request, scope: VisitScope, membership_id
             _, person = await availability.member_of_visit(db, scope.visit.id, membership_id)
             change = availability.change_from_form(fields, person.timezone)
             await availability.save(db, scope.visit.id, membership_id, change, actor_person_id=scope.actor.person_id)
+            await db.commit()
     except DomainError as err:
         if err.status != 400:
             raise
@@ -169,6 +170,7 @@ async def _put_json(request: web.Request, scope: VisitScope, membership_id: str)
         _, person = await availability.member_of_visit(db, scope.visit.id, membership_id)
         change = availability.change_from_json(body, person.timezone)
         av = await availability.save(db, scope.visit.id, membership_id, change, actor_person_id=scope.actor.person_id)
+        await db.commit()
     return web.json_response(av.as_json())
 
 
@@ -200,6 +202,7 @@ async def import_api(request: web.Request, scope: VisitScope) -> web.StreamRespo
     body = await _json_body(request)
     async with request.app[SESSIONS]() as db:
         ids = await availability.import_json(db, scope.visit.id, body, actor_person_id=scope.actor.person_id)
+        await db.commit()
     return web.json_response({"imported": ids})
 
 
@@ -212,6 +215,7 @@ async def import_page(request: web.Request, scope: VisitScope) -> web.StreamResp
         data = parse_json(text, where="data")
         async with request.app[SESSIONS]() as db:
             ids = await availability.import_json(db, scope.visit.id, data, actor_person_id=scope.actor.person_id)
+            await db.commit()
     except DomainError as err:
         if err.status != 400:
             raise
@@ -340,6 +344,7 @@ async def accept_page(request: web.Request, scope: VisitScope) -> web.StreamResp
 async def _accept(request: web.Request, scope: VisitScope, run_id: str, index: Any) -> service.AgendaChanged:
     async with request.app[SESSIONS]() as db:
         change = await service.accept(db, scope.visit.id, run_id, index, actor_person_id=scope.actor.person_id)
+        await db.commit()
     # Committed: now everyone watching the visit hears of it.
     await publish(request, change)
     return change

@@ -11,7 +11,6 @@ returned ``AgendaChanged`` only after that commit.
 from __future__ import annotations
 
 import asyncio
-import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -28,24 +27,19 @@ from server.audit import service as audit
 from server.core.clock import iso_z, utcnow
 from server.core.errors import DomainError, conflict, invalid, not_found
 from server.core.events import DomainEvent
+from server.core.locks import KeyedLock
 from server.scheduling import problem as problems
 from server.scheduling.models import ScheduleRun
 from server.visits.models import Visit
 
 # CP-SAT (large unordered agendas) stops here; the page says when an answer is not proven.
 TIME_LIMIT_SECONDS = 20.0
-# Acceptances in this process run one at a time (SQLite cannot upgrade a reader that
-# another writer overtook); PostgreSQL also locks the visit row across processes. One
-# lock per event loop: an asyncio lock belongs to the loop that first waited on it.
-_ACCEPTING: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
-
-
-def _accepting() -> asyncio.Lock:
-    loop = asyncio.get_running_loop()
-    lock = _ACCEPTING.get(loop)
-    if lock is None:
-        lock = _ACCEPTING[loop] = asyncio.Lock()
-    return lock
+# Acceptances for one visit in this process run one at a time (SQLite cannot upgrade a
+# reader that another writer overtook); PostgreSQL also locks the visit row across
+# processes. The commit happens under the lock, so the next acceptance's staleness check
+# sees this one's moves (like the room's unit of work, an exception to "the transport
+# commits").
+_ACCEPTING = KeyedLock("schedule.accept")
 
 
 def _problem_error(err: ProblemError, data: dict[str, Any]) -> DomainError:
@@ -180,8 +174,10 @@ async def accept(
     ``conflict`` (the run was already accepted, or the agenda changed since it ran)."""
     if isinstance(index, bool) or not isinstance(index, int):
         raise invalid("index: expected a whole number (0 for the best proposal).")
-    async with _accepting():
-        return await _accept(db, visit_id, run_id, index, actor_person_id=actor_person_id)
+    async with _ACCEPTING.hold(visit_id, timeout=30.0):
+        change = await _accept(db, visit_id, run_id, index, actor_person_id=actor_person_id)
+        await db.commit()
+        return change
 
 
 async def _accept(db: AsyncSession, visit_id: str, run_id: str, index: int, *, actor_person_id: str) -> AgendaChanged:
@@ -224,6 +220,6 @@ async def _accept(db: AsyncSession, visit_id: str, run_id: str, index: int, *, a
     await db.flush()
     sessions = [s for s in await problems.agenda_sessions(db, visit_id) if s.id in {m.id for m in moved}]
     visible = await problems.visible_to(db, visit_id, sessions)
-    await db.commit()
+    await db.flush()
     audience = {mid: [m for m in moved if m.id in ids] for mid, ids in visible.items()}
     return AgendaChanged(visit_id, moved, {mid: items for mid, items in audience.items() if items})

@@ -141,6 +141,7 @@ async def reissue_api(request: web.Request, scope: VisitScope) -> web.StreamResp
             actor_person_id=scope.actor.person_id,
             days=settings.invitation_days,
         )
+        await db.commit()
     return web.json_response({"invite_url": f"{settings.base_url}/invite/{token}"}, status=201)
 
 
@@ -154,6 +155,7 @@ async def reissue_page(request: web.Request, scope: VisitScope) -> web.StreamRes
             db, settings.secret_key, scope.visit.id, membership_id,
             actor_person_id=scope.actor.person_id, days=settings.invitation_days,
         )
+        await db.commit()
         name = next((p.name for p in await visits.participants(db, scope.visit.id) if p.membership_id == membership_id), "")
     return render(
         request,

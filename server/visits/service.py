@@ -119,14 +119,15 @@ async def participants(db: AsyncSession, visit_id: str) -> list[ParticipantRow]:
 async def reissue_invitation(
     db: AsyncSession, secret_key: bytes, visit_id: str, membership_id: str, *, actor_person_id: str, days: int
 ) -> str:
-    """Secretariat: a fresh invitation link for a participant; the old one stops working."""
+    """Secretariat: a fresh invitation link for a participant; the old one stops working
+    (flushed; the caller commits)."""
     membership = await db.get(Membership, membership_id)
     if membership is None or membership.visit_id != visit_id:
         raise not_found("Participant")
     token = await people.issue_invitation(
         db, secret_key, membership, days=days, actor_person_id=actor_person_id
     )
-    await db.commit()
+    await db.flush()
     return token
 
 
