@@ -101,6 +101,8 @@ class Phase:
     join_errors: list[str] = field(default_factory=list)
     syncs: int = 0
     history_pages: int = 0
+    joins_sent: int = 0
+    gaps: int = 0  # live events that arrived ahead of a missing one (out of order)
 
 
 class Member:
@@ -149,6 +151,8 @@ class Member:
     def on_event(self, seq: int, kind: str, key: str | None) -> None:
         if self.seq is None or seq <= self.seq:
             return
+        if seq > self.seq + 1 and not self.catching and self.joined.is_set() and self.seq + 1 not in self.pending:
+            self.phase.gaps += 1
         self.pending[seq] = (kind, key)
         if not self.catching:
             self.drain()
@@ -249,9 +253,10 @@ class Member:
             self.catching = True
             p = self.phase
             p.join_sent_at = now()
+            p.joins_sent += 1
             try:
                 fut = await c.emit("room.join", payload)
-                ack = await asyncio.wait_for(fut, ACK_TIMEOUT)
+                ack = await asyncio.wait_for(fut, self.w.join_timeout)
             except TimeoutError:
                 self.catching = False
                 p.join_timeouts += 1
@@ -352,6 +357,7 @@ class StormWorker:
         self.stopping = False
         self.backoff = (1.0, 2.0, 0.5, 30.0)
         self.writer_retry = 0.25
+        self.join_timeout = ACK_TIMEOUT
         self.writing = False
         self.write_tasks: list[asyncio.Task[None]] = []
         self.deliveries: set[asyncio.Task[None]] = set()
@@ -368,10 +374,11 @@ class StormWorker:
         return min(ms, cap)
 
     async def op_connect(self, url: str, clients: list[list[Any]], backoff: list[float],
-                         writer_retry: float) -> dict[str, Any]:
+                         writer_retry: float, join_timeout: float) -> dict[str, Any]:
         self.url, self.origin = url, url
         self.backoff = (backoff[0], backoff[1], backoff[2], backoff[3])
         self.writer_retry = writer_retry
+        self.join_timeout = join_timeout
         self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, force_close=True),
                                           cookie_jar=aiohttp.DummyCookieJar())
         self.members = [Member(self, int(i), int(r), s, c, bool(wr)) for i, r, s, c, wr in clients]
@@ -386,7 +393,8 @@ class StormWorker:
         await rb.gather_limited(len(self.members), CONNECT_CONCURRENCY, lambda k: join(self.members[k]))
         for m in self.members:
             m.life = asyncio.create_task(m.run())
-        return {"connected_s": t1 - t0, "joined_s": now() - t1}
+        return {"connected_s": t1 - t0, "joined_s": now() - t1,
+                "ack_bytes": [m.phase.ack_bytes for m in self.members]}
 
     async def op_arm(self) -> dict[str, Any]:
         for m in self.members:
@@ -630,13 +638,33 @@ async def load(tmp: Path, rooms: int, per_room: int, secret: str) -> tuple[list[
     return sessions, tokens
 
 
+async def login(http: aiohttp.ClientSession, url: str, token: str, tries: int = 6) -> str:
+    """room_broadcast's login (spend the invitation over HTTP), again after a 503 ("the
+    server is busy": others' load on a shared machine) or a connection error."""
+    for attempt in range(tries):
+        try:
+            return await rb.login(http, url, token)
+        except (RuntimeError, aiohttp.ClientError) as exc:
+            if attempt == tries - 1 or (isinstance(exc, RuntimeError) and " 503" not in str(exc)):
+                raise
+            await asyncio.sleep(1.0 + attempt)
+    raise AssertionError("unreachable")
+
+
 def pct(values: list[float], q: float) -> float | None:
     return rb.percentile(sorted(values), q)
 
 
-def spread(values: list[float]) -> dict[str, float | None]:
-    v = sorted(values)
-    return {"n": len(v), "p50": rb.percentile(v, 50), "p99": rb.percentile(v, 99), "max": v[-1] if v else None}
+def spread(values: list[float], total: int | None = None) -> dict[str, Any]:
+    """p50/p99/max of ``values``; with ``total``, the missing ones (clients that never got
+    there) count as infinitely late, and a percentile that falls on one is None."""
+    v = sorted(values) + [float("inf")] * max(0, (total or 0) - len(values))
+
+    def clean(x: float | None) -> float | None:
+        return None if x is None or x == float("inf") else x
+
+    return {"n": len(values), "of": total if total is not None else len(values),
+            "p50": clean(rb.percentile(v, 50)), "p99": clean(rb.percentile(v, 99)), "max": clean(v[-1] if v else None)}
 
 
 async def call_all(workers: list[StormWorkerProcess], op: str, **args: Any) -> list[Any]:
@@ -672,6 +700,15 @@ async def scenario(kind: str, label: str, server: Server, workers: list[StormWor
     assert restarted.ps is not None
     storm_cpu = rb.CpuMeter(restarted.ps)
     storm_cpu.start()
+    profiler = None
+    if args.profile:
+        # py-spy on the restarted server for the storm (raw folded stacks, for flame graphs).
+        out = Path(f"{args.profile}-{label}.txt").resolve()
+        profiler = subprocess.Popen(
+            [args.py_spy, "record", "-p", str(restarted.ps.pid), "-d", str(int(args.profile_seconds)), "-r", "200",
+             "-f", "raw", "-o", str(out), "--nonblocking"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        rb.register_child(profiler.pid)
     startup_cpu = rb.cpu_seconds(restarted.ps)
 
     # Poll: the rooms' last committed seq, then every client's applied seq.
@@ -690,6 +727,10 @@ async def scenario(kind: str, label: str, server: Server, workers: list[StormWor
             break
         await asyncio.sleep(args.poll)
     storm_cpu_s, storm_cpu_src = storm_cpu.stop()
+    if profiler is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            profiler.wait(timeout=args.profile_seconds + 10)
+        rb.forget_child(profiler.pid)
     storm_window = (all_at or now()) - healthy
 
     await asyncio.sleep(args.after)
@@ -706,7 +747,9 @@ async def scenario(kind: str, label: str, server: Server, workers: list[StormWor
             break
         await asyncio.sleep(0.2)
     busy = machine.stop()
-    own_cpu = sum(m.stop()[0] for m in own)
+    own_readings = [m.stop()[0] for m in own]
+    own_cpu = sum(own_readings)
+    workers_cpu = sum(own_readings[1:])
     collected = await call_all(workers, "collect")
     stored = await db.chats(sessions)
     verify = await call_all(workers, "verify",
@@ -766,12 +809,17 @@ async def scenario(kind: str, label: str, server: Server, workers: list[StormWor
         "exit_to_healthz_s": round(healthy - exited_at, 3),
         "startup_cpu_s": round(startup_cpu, 2),
         "all_caught_up_db_s": round(all_at - healthy, 3) if all_at is not None else None,
+        # What the participants live through: from the stop to the last client caught up.
+        "stop_to_all_caught_up_s": round(all_at - stopped_at, 3) if all_at is not None else None,
+        "clients_saw_close_s": spread([c["phase"]["down_at"] - stopped_at for c in clients
+                                       if c["phase"]["down_at"] is not None], len(clients)),
         "readers_caught_up_db_s": round(last_all, 3) if last_all is not None else None,
+        "timeout_s": args.timeout,
         "target_met": all_at is not None and all_at - healthy <= TARGET_SECONDS,
-        "catch_up_db_s": spread(catch_db),
-        "catch_up_ack_s": spread([x for x in catch_ack if x is not None]),
+        "catch_up_db_s": spread(catch_db, len(readers)),
+        "catch_up_ack_s": spread([x for x in catch_ack if x is not None], len(readers)),
         "backoff_floor_s": spread(floor),
-        "connected_after_healthz_s": spread([x for x in connect_after if x is not None]),
+        "connected_after_healthz_s": spread([x for x in connect_after if x is not None], len(readers)),
         "connect_to_caught_up_s": spread(server_part),
         "join_round_trip_s": spread(join_rtt),
         "connected_before_healthz": early,
@@ -783,6 +831,9 @@ async def scenario(kind: str, label: str, server: Server, workers: list[StormWor
         "ack_events": spread([float(c["phase"]["ack_events"]) for c in readers]),
         "ack_kib": spread([c["phase"]["ack_bytes"] / 1024 for c in readers if c["phase"]["ack_bytes"]]),
         "syncs": sum(c["phase"]["syncs"] for c in clients),
+        "joins_sent": sum(c["phase"]["joins_sent"] for c in clients),
+        "gaps": sum(c["phase"]["gaps"] for c in clients),
+        "client_procs_cores": round(workers_cpu / window, 2),
         "history_pages": sum(c["phase"]["history_pages"] for c in clients),
         "server_cpu_storm_s": round(storm_cpu_s, 2),
         "server_cpu_storm_source": storm_cpu_src,
@@ -847,7 +898,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         t0 = time.perf_counter()
         flat = [(r, tok) for r in range(args.rooms) for tok in tokens[r]]
         async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
-            cookies = await rb.gather_limited(len(flat), 8, lambda i: rb.login(http, url, flat[i][1]))
+            cookies = await rb.gather_limited(len(flat), 8, lambda i: login(http, url, flat[i][1]))
         setup["logins_s"] = round(time.perf_counter() - t0, 1)
         room_of = {i: flat[i][0] for i in range(n)}
         writer_of = {r: r * args.per_room for r in range(args.rooms)}  # the first member of each room
@@ -858,7 +909,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         cold.start()
         t0 = time.perf_counter()
         replies = await asyncio.gather(*(
-            w.call("connect", url=url, backoff=backoff, writer_retry=args.writer_retry, clients=[
+            w.call("connect", url=url, backoff=backoff, writer_retry=args.writer_retry,
+                   join_timeout=args.join_timeout, clients=[
                 [i, room_of[i], sessions[room_of[i]], cookies[i], writer_of[room_of[i]] == i]
                 for i in range(w.number, n, k)])
             for w in workers))
@@ -869,6 +921,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "server_cpu_ms_per_join": round(cold_cpu / n * 1e3, 2),
             "connect_s": [round(r["connected_s"], 2) for r in replies],
             "join_s": [round(r["joined_s"], 2) for r in replies],
+            "ack_kib": spread([b / 1024 for r in replies for b in r["ack_bytes"]]),
         }
         print(f"setup: load {setup['load_s']} s, logins {setup['logins_s']} s, cold connect+join of {n} "
               f"{cold_s:.1f} s", file=sys.stderr, flush=True)
@@ -886,6 +939,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         setup["server_log_errors"] = sum(1 for line in log_text.splitlines() if " ERROR " in line)
         setup["server_log_tail_warnings"] = [line for line in log_text.splitlines()
                                              if " WARNING " in line or " ERROR " in line][-8:]
+        lines = log_text.splitlines()
+        first = next((k for k, line in enumerate(lines) if " ERROR " in line), None)
+        setup["server_log_first_error"] = lines[first:first + 25] if first is not None else []
     finally:
         await asyncio.gather(*(w.stop() for w in workers), return_exceptions=True)
         server.stop()
@@ -898,7 +954,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "machine": rb.machine(),
         "params": {"rooms": args.rooms, "per_room": args.per_room, "client_procs": args.client_procs,
                    "writer_rate": args.writer_rate, "backoff_base": args.backoff_base, "jitter": args.jitter,
-                   "backoff_max": args.backoff_max, "writer_retry": args.writer_retry, "poll": args.poll},
+                   "backoff_max": args.backoff_max, "writer_retry": args.writer_retry, "poll": args.poll,
+                   "join_timeout": args.join_timeout},
         "setup": setup,
         "scenarios": results,
         "total_s": round(time.perf_counter() - started, 1),
@@ -910,7 +967,11 @@ def f(v: Any, spec: str = ".2f") -> str:
 
 
 def s3(d: dict[str, Any]) -> str:
-    return f"{f(d['p50'])} / {f(d['p99'])} / {f(d['max'])}"
+    def g(v: float | None) -> str:
+        # None where clients never got there (counted as infinitely late).
+        return "inf" if v is None and d.get("n", 0) < d.get("of", 0) else f(v)
+
+    return f"{g(d['p50'])} / {g(d['p99'])} / {g(d['max'])}"
 
 
 def report(result: dict[str, Any]) -> str:
@@ -924,10 +985,12 @@ def report(result: dict[str, Any]) -> str:
         "",
         f"baseline, cold start (no restart, no back-off): {st['cold_join']['clients']} connect+join in "
         f"{st['cold_join']['wall_s']} s, server CPU {st['cold_join']['server_cpu_s']} s "
-        f"({st['cold_join']['server_cpu_ms_per_join']} ms per join)",
+        f"({st['cold_join']['server_cpu_ms_per_join']} ms per join), join ack (state) p50 "
+        f"{f(st['cold_join']['ack_kib']['p50'], '.0f')} KiB, max {f(st['cold_join']['ack_kib']['max'], '.0f')} KiB",
+        f"client room.join ack time-out {p['join_timeout']:g} s (then joined again, as room.js does)",
         "",
     ]
-    width = 14
+    width = max(14, *(len(s3(r["catch_up_db_s"])) + 2 for r in rows))
     head = f"{'':<48}" + "".join(f"{r['label']:>{width}}" for r in rows)
     out.append(head)
     out.append("-" * len(head))
@@ -936,10 +999,16 @@ def report(result: dict[str, Any]) -> str:
         out.append(f"{name:<48}" + "".join(f"{get(r):>{width}}" for r in rows))
 
     line("stop signal -> process exited (s)", lambda r: f(r["stop_to_exit_s"]))
+    line("stop signal -> clients see the close p50/max (s)",
+         lambda r: f"{f(r['clients_saw_close_s']['p50'])} / {f(r['clients_saw_close_s']['max'])}")
     line("exited -> /healthz answers (s)", lambda r: f(r["exit_to_healthz_s"]))
-    line("/healthz -> ALL caught up, DB-checked (s)", lambda r: f(r["all_caught_up_db_s"]))
+    line("/healthz -> ALL caught up, DB-checked (s)",
+         lambda r: f(r["all_caught_up_db_s"]) if r["all_caught_up_db_s"] is not None else f"> {r['timeout_s']:g}")
     line(f"  target <= {TARGET_SECONDS:g} s", lambda r: "met" if r["target_met"] else "NOT met")
+    line("stop signal -> ALL caught up (users' outage, s)",
+         lambda r: f(r["stop_to_all_caught_up_s"]) if r["stop_to_all_caught_up_s"] is not None else "-")
     out.append("per client, after /healthz (p50 / p99 / max, s):")
+    line("  clients caught up within the time-out", lambda r: f"{r['catch_up_db_s']['n']}/{r['catch_up_db_s']['of']}")
     line("  caught up (seq = room's committed seq, DB)", lambda r: s3(r["catch_up_db_s"]))
     line("  caught up (seq >= join ack's seq)", lambda r: s3(r["catch_up_ack_s"]))
     line("  back-off floor: first attempt after /healthz", lambda r: s3(r["backoff_floor_s"]))
@@ -948,19 +1017,22 @@ def report(result: dict[str, Any]) -> str:
     line("  room.join round trip", lambda r: s3(r["join_round_trip_s"]))
     line("connect attempts refused (server down)", lambda r: str(r["connect_attempts_refused"]))
     line("other connect errors", lambda r: str(sum(r["connect_errors"].values())))
-    line("join time-outs (8 s) / join errors", lambda r: f"{r['join_timeouts']} / {sum(r['join_errors'].values())}")
+    line("join time-outs / join errors", lambda r: f"{r['join_timeouts']} / {sum(r['join_errors'].values())}")
     line("join acks with events / with state", lambda r: f"{r['ack_kinds'].get('events', 0)} / "
                                                           f"{r['ack_kinds'].get('state', 0)}")
     line("events per join ack p50 / max", lambda r: f"{f(r['ack_events']['p50'], '.0f')} / "
                                                      f"{f(r['ack_events']['max'], '.0f')}")
     line("join ack size p50 / max (KiB)", lambda r: f"{f(r['ack_kib']['p50'], '.0f')} / "
                                                       f"{f(r['ack_kib']['max'], '.0f')}")
+    line("room.join sent (incl. resends after time-out)", lambda r: str(r["joins_sent"]))
+    line("live events out of order (gaps seen)", lambda r: str(r["gaps"]))
     line("room.sync calls / chat.history pages", lambda r: f"{r['syncs']} / {r['history_pages']}")
     line("server CPU in the storm (s)", lambda r: f(r["server_cpu_storm_s"]))
     line("  cores (CPU / storm duration)", lambda r: f(r["server_cores_storm"]))
     line("  ms per rejoin (ratio to cold join)", lambda r: f"{f(r['server_cpu_ms_per_rejoin'], '.1f')} "
          f"({f(r['server_cpu_ms_per_rejoin'] / st['cold_join']['server_cpu_ms_per_join'], '.1f')}x)")
     line("server start-up CPU (s)", lambda r: f(r["startup_cpu_s"]))
+    line("client processes' CPU (cores)", lambda r: f(r["client_procs_cores"]))
     line("other processes' CPU (cores)", lambda r: f(r["other_processes_cores"]))
     out.append("chat (writers):")
     line("  created / during the outage", lambda r: f"{r['chat']['created']} / {r['chat']['created_during_outage']}")
@@ -982,6 +1054,9 @@ def report(result: dict[str, Any]) -> str:
     out.append(f"server log: {st.get('server_log_warnings', 0)} warnings, {st.get('server_log_errors', 0)} errors")
     for line_ in st.get("server_log_tail_warnings", []):
         out.append("  " + line_[:200])
+    if st.get("server_log_first_error"):
+        out.append("first server error:")
+        out.extend("  " + line_[:200] for line_ in st["server_log_first_error"])
     out.append(f"setup: load {st['load_s']} s, logins {st['logins_s']} s; total {result['total_s']} s")
     return "\n".join(out)
 
@@ -999,10 +1074,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backoff-base", type=float, default=1.0, help="first reconnect delay (s, default 1)")
     parser.add_argument("--backoff-max", type=float, default=30.0, help="reconnect delay cap (s, default 30)")
     parser.add_argument("--jitter", type=float, default=0.5, help="randomisation factor (default 0.5)")
+    parser.add_argument("--join-timeout", type=float, default=ACK_TIMEOUT,
+                        help=f"room.join ack time-out before joining again (s, default {ACK_TIMEOUT:g} as room.js)")
     parser.add_argument("--steady", type=float, default=2.0, help="writing before the stop (s)")
     parser.add_argument("--after", type=float, default=2.0, help="writing after all caught up (s)")
     parser.add_argument("--poll", type=float, default=0.1, help="database/client poll interval (s)")
     parser.add_argument("--timeout", type=float, default=60.0, help="give up waiting for catch-up after (s)")
+    parser.add_argument("--profile", help="py-spy the restarted server during each storm into PREFIX-<scenario>.txt")
+    parser.add_argument("--profile-seconds", type=float, default=20.0, help="py-spy duration (s, default 20)")
+    parser.add_argument("--py-spy", default=os.environ.get("PY_SPY", "py-spy"), help="py-spy executable")
     parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (server logs)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)

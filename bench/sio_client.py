@@ -83,8 +83,12 @@ class RawSioClient:
                         fut.set_result(args[0] if args else None)
                 elif text == "2":
                     await ws.send_str("3")
-                elif kind == "41" or text == "1":
+                elif kind == "41":
+                    # Socket.IO DISCONNECT from the server: socket.io-client closes the
+                    # engine (room.js then reconnects with its own back-off).
                     break
+                # Engine.IO's CLOSE packet ("1") is ignored, as engine.io-client does: the
+                # connection counts as lost when the WebSocket itself closes.
         except (aiohttp.ClientError, ConnectionError):
             pass
         finally:
@@ -93,6 +97,11 @@ class RawSioClient:
                     fut.set_exception(SioError("disconnected"))
             self.pending.clear()
             self.closed.set()
+            if not ws.closed:
+                # After a Socket.IO DISCONNECT ("41") the browser closes its WebSocket;
+                # left open, the server's handler would wait for the close handshake.
+                with contextlib.suppress(Exception):
+                    await ws.close()
 
     async def emit(self, event: str, data: Any) -> asyncio.Future[Any]:
         """Send an event with an acknowledgement id; the returned future has the ack."""
