@@ -98,6 +98,16 @@ async def vendor(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(path, headers={"Cache-Control": "public, max-age=3600"})
 
 
+async def close_engine_sockets(realtime: Realtime) -> None:
+    """Close every Engine.IO socket of this process, waiting at most 5 s. Two closers may
+    race (a lapsed lease during a stop): Engine.IO's ``disconnect`` raises ValueError when
+    the other one already closed them all, which is the outcome wanted."""
+    if not realtime.sio.eio.sockets:
+        return
+    with contextlib.suppress(TimeoutError, ValueError):
+        await asyncio.wait_for(realtime.sio.eio.disconnect(), timeout=5)
+
+
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[middleware.errors, middleware.origin_check],
@@ -132,8 +142,7 @@ def create_app(settings: Settings) -> web.Application:
 
     async def drop_sockets() -> None:
         # Our lease lapsed and our connections were closed: clients reconnect and rejoin.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(realtime.sio.eio.disconnect(), timeout=5)
+        await close_engine_sockets(realtime)
 
     lease.on_lost = drop_sockets
 
@@ -165,9 +174,7 @@ def create_app(settings: Settings) -> web.Application:
         # are being disconnected too): ending the lease records them all, one commit
         # per set of rooms, and announces them to the other processes' sockets.
         realtime.stopping = True
-        if realtime.sio.eio.sockets:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(realtime.sio.eio.disconnect(), timeout=5)
+        await close_engine_sockets(realtime)
         for sid in list(realtime.sockets):
             await realtime.sio.disconnect(sid)
 
