@@ -128,12 +128,14 @@ class Fanout:
         self.routes: dict[str, Route] = {}
         self.dropped = 0  # sockets dropped for falling behind, since start
         self._dropping: set[str] = set()  # dropped, not closed yet: skipped, not dropped again
-        self._sockets: dict[str, Any] = {}
+        self._eio: Any = None
 
     def install(self, eio: Any) -> None:
         """Take over the Engine.IO server's WebSocket driver and turn off HTTP
         compression of polling responses (it is per response, and room messages are small)."""
-        self._sockets = eio.sockets
+        # The server itself, not its socket table: ``eio.disconnect()`` (all sockets)
+        # replaces the table, and a kept reference would stop every later delivery.
+        self._eio = eio
         eio._async = {**eio._async, "websocket": partial(FastWebSocket, self.routes)}
         eio.http_compression = False
 
@@ -143,7 +145,7 @@ class Fanout:
         limits = self.limits
         frame: bytes | None = None
         pkt: Any = None
-        sockets, routes = self._sockets, self.routes
+        sockets, routes = self._eio.sockets, self.routes
         sent = 0
         for eio_sid in eio_sids:
             s = sockets.get(eio_sid)
@@ -190,7 +192,7 @@ class Fanout:
     def _drop(self, s: Any, route: Route | None, why: str) -> None:
         self.dropped += 1
         if len(self._dropping) > 100:
-            self._dropping = {sid for sid in self._dropping if sid in self._sockets}
+            self._dropping = {sid for sid in self._dropping if sid in self._eio.sockets}
         self._dropping.add(s.sid)
         log.warning("dropping socket %s: it fell behind (%s limit)", s.sid, why)
         if route is not None:

@@ -175,7 +175,10 @@ class RoomService:
     ) -> dict[str, Any]:
         seq = state.seq
         base: dict[str, Any] = {"seq": seq, "server_now": iso_z(utcnow())}
-        if since is not None and since <= seq and seq - since <= SYNC_LIMIT:
+        # A replay longer than the state costs more to read and send than the state
+        # itself (after a restart every rejoin would replay the whole outage): past
+        # max(50, people in the room) events, the state is sent instead.
+        if since is not None and since <= seq and seq - since <= min(SYNC_LIMIT, max(50, len(state.people))):
             # Only up to the acknowledged seq: later events reach the client live.
             events = [e for e in await self.log.since(db, session_id, since) if e["seq"] <= seq]
             # A replay is never heavier than the state: past a window of chat, the
