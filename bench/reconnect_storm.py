@@ -48,6 +48,7 @@ import json
 import os
 import random
 import secrets
+import shlex
 import shutil
 import signal
 import sqlite3
@@ -883,7 +884,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     for key in ("PARLEY_DATABASE_URL", "PARLEY_REDIS_URL", "PARLEY_BASE_URL", "PARLEY_ALLOWED_ORIGINS",
                 "PARLEY_STORAGE_DIR"):
         env.pop(key, None)
-    argv = [str(rb.PARLEY), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    argv = [*shlex.split(args.parley), "serve", "--host", "127.0.0.1", "--port", str(port)]
     server = Server("parley", argv, tmp, env, url)
     workers = [StormWorkerProcess(i) for i in range(args.client_procs)]
     n = args.rooms * args.per_room
@@ -1083,6 +1084,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", help="py-spy the restarted server during each storm into PREFIX-<scenario>.txt")
     parser.add_argument("--profile-seconds", type=float, default=20.0, help="py-spy duration (s, default 20)")
     parser.add_argument("--py-spy", default=os.environ.get("PY_SPY", "py-spy"), help="py-spy executable")
+    parser.add_argument("--parley", default=str(rb.PARLEY),
+                        help="command that runs Parley's CLI (default: this venv's parley), e.g. a wrapper that times it")
     parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (server logs)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
