@@ -50,7 +50,8 @@ def join_cookie(tokens: Sequence[str]) -> str:
     return ".".join(list(dict.fromkeys(tokens))[-MAX_COOKIE_TOKENS:])
 
 
-def _valid(login: LoginSession, visit_status: str | None, now: datetime) -> bool:
+def is_valid(login: LoginSession, visit_status: str | None, now: datetime) -> bool:
+    """Not revoked or expired, its visit not archived, an invitation login still bound."""
     if login.revoked_at is not None or (login.expires_at is not None and login.expires_at <= now):
         return False
     if login.visit_id is not None and visit_status in (None, VisitStatus.ARCHIVED):
@@ -81,7 +82,7 @@ async def resolve_logins(db: AsyncSession, secret_key: bytes, cookie_value: str 
         (
             (hashes[login.token_hash], person, login)
             for login, person, status in rows
-            if _valid(login, status, now)
+            if is_valid(login, status, now)
         ),
         key=lambda item: item[0],
     )
@@ -143,7 +144,7 @@ async def active_login(db: AsyncSession, login_id: str) -> Login | None:
     if row is None:
         return None
     login, person, status = row
-    if not _valid(login, status, utcnow()):
+    if not is_valid(login, status, utcnow()):
         return None
     return person, login
 
@@ -161,7 +162,7 @@ async def valid_login_ids(db: AsyncSession, login_ids: set[str]) -> set[str]:
     return {
         login.id
         for login, status in rows.all()
-        if _valid(login, status, now)
+        if is_valid(login, status, now)
     }
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.audit import service as audit
@@ -24,7 +24,7 @@ from server.core.events import DomainEvent
 from server.core.ids import new_token
 from server.core.security import hash_password, token_hash, verify_password
 from server.jobs.invitations import schedule_invitation_expiry
-from server.people import throttle
+from server.people import logins, throttle
 from server.people.logins import (
     Login,
     active_login,
@@ -303,27 +303,21 @@ async def ended_login_ids(db: AsyncSession, login_ids: set[str], *, since_epoch:
 
 
 async def login_and_version(db: AsyncSession, login_id: str, visit_id: str) -> tuple[bool, int]:
-    """One round trip for a socket's cached scope: is its login still valid, and what
-    is the visit's access version now."""
+    """One round trip for a socket's cached scope: is its login still valid (the rule in
+    ``people/logins.py``), and what is the visit's access version now."""
     row = (
         await db.execute(
             select(
-                select(LoginSession.revoked_at).where(LoginSession.id == login_id).scalar_subquery(),
-                select(LoginSession.expires_at).where(LoginSession.id == login_id).scalar_subquery(),
-                select(func.count()).select_from(LoginSession).where(LoginSession.id == login_id).scalar_subquery(),
+                LoginSession,
+                select(Visit.status).where(Visit.id == LoginSession.visit_id).scalar_subquery(),
                 select(Visit.access_version).where(Visit.id == visit_id).scalar_subquery(),
-                select(Visit.status).where(Visit.id == visit_id).scalar_subquery(),
-            )
+            ).where(LoginSession.id == login_id)
         )
-    ).one()
-    revoked_at, expires_at, exists, version, status = row
-    valid = (
-        bool(exists)
-        and revoked_at is None
-        and (expires_at is None or expires_at > utcnow())
-        and status != VisitStatus.ARCHIVED
-    )
-    return valid, int(version or 0)
+    ).first()
+    if row is None:
+        return False, 0
+    login, status, version = row
+    return logins.is_valid(login, status, utcnow()), int(version or 0)
 
 
 @dataclass(frozen=True)

@@ -105,20 +105,6 @@ def _tokens(environ: dict[str, Any]) -> str | None:
     return cookie[COOKIE_NAME].value if COOKIE_NAME in cookie else None
 
 
-@dataclass(frozen=True)
-class LoginRef:
-    id: str
-    person_id: str
-    visit_id: str | None
-    via: str
-    bound: bool  # an invitation login still tied to its membership
-
-    def grants(self, visit_id: str) -> bool:
-        """An invitation login grants only its own visit; a credential the person set
-        up themselves (password) spans their visits."""
-        return self.via == logins.PASSWORD or (self.visit_id == visit_id and self.bound)
-
-
 @dataclass
 class CachedScope:
     scope: SessionScope
@@ -134,16 +120,14 @@ class Sock:
 
     sid: str
     conn: str
-    logins: tuple[LoginRef, ...]
+    logins: tuple[logins.Login, ...]  # (person, login) as resolved at connect
     rooms: dict[str, str] = field(default_factory=dict)  # session -> membership
     scopes: dict[str, CachedScope] = field(default_factory=dict)
 
-    def login_for(self, visit_id: str) -> LoginRef | None:
-        bound = [ref for ref in self.logins if ref.via == logins.INVITATION and ref.grants(visit_id)]
-        spanning = [ref for ref in self.logins if ref.via == logins.PASSWORD]
-        # The most recently added, as ``people.logins.login_for_visit`` chooses.
-        found = bound or spanning
-        return found[-1] if found else None
+    def login_for(self, visit_id: str) -> LoginSession | None:
+        """The login this socket acts as in a visit (the one rule, in people/logins.py)."""
+        found = logins.login_for_visit(self.logins, visit_id)
+        return found[1] if found else None
 
 
 class _Link(Link):
@@ -273,10 +257,10 @@ class Realtime:
             raise _refused(ErrorCode.UNAUTHENTICATED, "Open your invitation link to sign in.")
         self.sockets[sid] = Sock(sid, conn_id(self.process_id, sid), logins)
 
-    async def _resolve_logins(self, db: Any, value: str | None) -> tuple[LoginRef, ...]:
+    async def _resolve_logins(self, db: Any, value: str | None) -> tuple[logins.Login, ...]:
         """Every valid login the browser's cookie holds (one per visit it joined, plus
         a password login); each event then acts as the one granting its visit."""
-        return tuple(_ref(login) for _person, login in await logins.resolve_logins(db, self.settings.secret_key, value))
+        return tuple(await logins.resolve_logins(db, self.settings.secret_key, value))
 
     async def _disconnect(self, sid: str, *_: Any) -> None:
         sock = self.sockets.pop(sid, None)
@@ -292,7 +276,7 @@ class Realtime:
     async def end_logins(self, login_ids: set[str]) -> None:
         """Disconnect this process's sockets that hold a login that ended."""
         for sid, sock in list(self.sockets.items()):
-            if any(ref.id in login_ids for ref in sock.logins):
+            if any(login.id in login_ids for _, login in sock.logins):
                 await self.sio.disconnect(sid)
 
     async def sweep(self, full: bool = False) -> None:
@@ -302,7 +286,7 @@ class Realtime:
         (cheap, so it runs every second); the full one re-checks every local login
         (archived visits). Sockets that connect while the query runs are not in the
         snapshot it judges, so they are never mistaken for ended ones."""
-        snapshot = {sid: {ref.id for ref in sock.logins} for sid, sock in self.sockets.items()}
+        snapshot = {sid: {login.id for _, login in sock.logins} for sid, sock in self.sockets.items()}
         if not snapshot:
             self._swept_at = time.time()
             return
@@ -524,7 +508,3 @@ class Realtime:
             await self.beacon()
         except Exception:
             log.warning("beacon after gap failed", exc_info=True)
-
-
-def _ref(login: LoginSession) -> LoginRef:
-    return LoginRef(login.id, login.person_id, login.visit_id, login.via, login.membership_id is not None)
