@@ -151,6 +151,7 @@ def create_app(settings: Settings) -> web.Application:
         close_manager = getattr(realtime.sio.manager, "aclose", None)
         if close_manager is not None:
             await close_manager()
+        await realtime.sio.eio.aclose()
         await engine.dispose()
 
     async def presence_and_due_work(app: web.Application) -> AsyncIterator[None]:

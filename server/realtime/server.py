@@ -43,6 +43,7 @@ from server.db.errors import as_domain_error
 from server.people import logins
 from server.people import service as people
 from server.people.models import LoginSession
+from server.realtime.engine import LeanServer
 from server.realtime.manager import make_client_manager
 from server.realtime.names import room_name
 from server.realtime.registry import RESERVED, Call, EventSpec, Kind, Link, load_all
@@ -152,7 +153,7 @@ class _Link(Link):
         self.sock.rooms.pop(session_id, None)
 
 
-class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
+class GuardedServer(LeanServer):
     """python-socketio's server with its packet entry guarded.
 
     python-socketio hands a client event literally named "connect" or "disconnect" to

@@ -34,6 +34,8 @@ T = TypeVar("T")
 # How long a command waits for its room before answering "unavailable" (retry later)
 # instead of queueing without end behind a stalled holder.
 LOCK_WAIT_SECONDS = 10.0
+# Built once: its compiled form is cached on the statement object itself.
+_INSERT = insert(RoomEvent.__table__)  # type: ignore[arg-type]
 
 
 def as_dict(row: RoomEvent) -> dict[str, Any]:
@@ -91,7 +93,8 @@ class Unit:
         unit of work costs more than the insert itself on the hot path)."""
         if self._rows:
             rows, self._rows = self._rows, []
-            await self.db.execute(insert(RoomEvent), rows, execution_options={"dml_strategy": "raw"})
+            conn = await self.db.connection()
+            await conn.execute(_INSERT, rows[0] if len(rows) == 1 else rows)
 
 
 class StaleCache(Exception):

@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestServer
 from engineio.async_drivers import aiohttp as eio_aiohttp
 from socketio.async_pubsub_manager import AsyncPubSubManager
 
+from server.realtime.engine import LeanServer, LeanSocket
 from server.realtime.fanout import Limits, ws_text_frame
 from server.realtime.manager import GAP_PUBLISH_FAILED, GAP_RESUBSCRIBED, FanoutManager, FanoutRedisManager
 
@@ -27,7 +28,7 @@ ROOM = "r"
 
 
 async def _server(manager: FanoutManager, **eio: Any) -> tuple[socketio.AsyncServer, TestServer]:
-    sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=manager, logger=False, engineio_logger=False, **eio)
+    sio = LeanServer(async_mode="aiohttp", client_manager=manager, logger=False, engineio_logger=False, **eio)
 
     async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         await sio.enter_room(sid, ROOM)
@@ -67,29 +68,10 @@ async def _until(check: Any, timeout: float = 10.0) -> None:
 # ---- the internals the fast path relies on -------------------------------------------------
 
 
-def test_engineio_internals_have_the_expected_shape() -> None:
-    eio = engineio.AsyncServer(async_mode="aiohttp")
-    assert isinstance(eio._async, dict) and "websocket" in eio._async
-    assert eio._async["websocket"] is eio_aiohttp.WebSocket
-    assert isinstance(eio.sockets, dict) and hasattr(eio, "http_compression")
-    params = list(inspect.signature(eio_aiohttp.WebSocket.__init__).parameters)
-    assert params[:3] == ["self", "handler", "server"]
-    assert inspect.iscoroutinefunction(eio_aiohttp.WebSocket.__call__)
-    s = engineio.async_socket.AsyncSocket(eio, "sid1")
-    assert isinstance(s.queue, asyncio.Queue)
-    assert hasattr(s.queue, "_queue") and hasattr(s.queue, "_getters")
-    for name in ("sid", "upgraded", "closed", "closing"):
-        assert hasattr(s, name), name
-    assert inspect.iscoroutinefunction(s._websocket_handler)
-    assert "abort" in inspect.signature(s.close).parameters
-    assert engineio.packet.Packet(engineio.packet.MESSAGE, "2[1]").encode() == "42[1]"
-
-
 def test_socketio_internals_have_the_expected_shape() -> None:
     manager = FanoutManager()
-    sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=manager)
-    assert manager.server is sio and sio.eio._async["websocket"] is not eio_aiohttp.WebSocket
-    assert sio.eio.http_compression is False
+    sio = LeanServer(async_mode="aiohttp", client_manager=manager)
+    assert manager.server is sio
     assert sio.packet_class(2, namespace="/", data=["e", {"a": 1}]).encode() == '2["e",{"a":1}]'
     assert inspect.isgeneratorfunction(socketio.AsyncManager.get_participants)
     redis_mgr = FanoutRedisManager("redis://127.0.0.1:1/0", channel="c")
@@ -97,6 +79,8 @@ def test_socketio_internals_have_the_expected_shape() -> None:
     assert mro.index(AsyncPubSubManager) < mro.index(FanoutManager) < mro.index(socketio.AsyncManager)
     for name in ("_publish", "_listen", "_handle_emit", "_thread"):
         assert hasattr(AsyncPubSubManager, name), name
+    stock = engineio.async_socket.AsyncSocket(sio.eio, "sid1")
+    assert isinstance(stock.queue, asyncio.Queue)
 
 
 def test_frame_encoding() -> None:
@@ -116,7 +100,8 @@ async def test_websocket_and_polling_clients_get_every_message_in_order(
     ws_client, ws_got = await _client(url, "websocket")
     poll_client, poll_got = await _client(url, "polling")
     try:
-        assert len(manager.fanout.routes) == 1  # the polling one has no route
+        kinds = sorted(type(s).__name__ for s in sio.eio.sockets.values())
+        assert kinds == ["AsyncSocket", "LeanSocket"]  # polling keeps python-engineio's socket
         for i in range(100):
             await sio.emit("news", {"i": i}, room=ROOM)
             if i % 10 == 9:
@@ -192,9 +177,13 @@ class StalledClient:
 
 def _server_backlog(sio: socketio.AsyncServer, manager: FanoutManager) -> int:
     """Bytes and packets this server holds for its sockets (packets counted as 1 KiB)."""
-    routes = manager.fanout.routes.values()
-    queued: int = sum(s.queue.qsize() for s in sio.eio.sockets.values())
-    return sum(r.transport.get_write_buffer_size() for r in routes) + 1024 * queued
+    held = 0
+    for s in sio.eio.sockets.values():
+        if isinstance(s, LeanSocket):
+            held += s.route.transport.get_write_buffer_size() if s.route else 0
+        else:
+            held += 1024 * s.queue.qsize()
+    return held
 
 
 async def test_a_client_that_stops_reading_is_dropped_and_memory_stays_bounded(
