@@ -13,7 +13,7 @@ Here a socket that connects over WebSocket is a ``LeanSocket``:
   or a queue (the transport buffers; ``Fanout`` drops a socket whose buffer passes its
   limit, so a reader that stops cannot grow memory without end);
 * its read loop is the aiohttp request's own task, with aiohttp's receive timeout;
-* one ``Pinger`` per server sends the protocol's pings, bucketed by second;
+* its pings are a timer each (python-engineio starts a task per ping cycle);
 * closing writes the Engine.IO close packet and a WebSocket close frame and closes
   the transport: the client sees the close at once, and a graceful stop is quick.
 
@@ -46,9 +46,8 @@ log = logging.getLogger("parley.realtime.engine")
 WS_TEXT_FIN = 0x81
 WS_BINARY_FIN = 0x82
 WS_CLOSE_NORMAL = b"\x88\x02" + struct.pack("!H", 1000)
-PING_TICK_SECONDS = 1.0
 # Polling sockets (python-engineio's own) are checked for a missed pong this often.
-POLLING_CHECK_TICKS = 5
+POLLING_CHECK_SECONDS = 5.0
 
 
 def ws_frame(payload: bytes, opcode: int = WS_TEXT_FIN) -> bytes:
@@ -108,6 +107,7 @@ class LeanSocket(AsyncSocket):  # type: ignore[misc]
         self.closed = False
         self.session: dict[str, Any] = {}
         self.route: Route | None = None
+        self._ping_timer: asyncio.TimerHandle | None = None
 
     @property
     def queue(self) -> asyncio.Queue[Any]:
@@ -147,12 +147,14 @@ class LeanSocket(AsyncSocket):  # type: ignore[misc]
     # ---- pings ------------------------------------------------------------------------
 
     def schedule_ping(self) -> None:
-        # As python-engineio: the next ping is scheduled when the last one was answered.
+        # As python-engineio: the next ping is scheduled when the last one was answered,
+        # here as a timer (no task per ping cycle).
         if self.last_ping:
             self.last_ping = None
-            self.server.pinger.schedule(self)
+            self._ping_timer = asyncio.get_running_loop().call_later(self.server.ping_interval, self.ping)
 
     def ping(self) -> None:
+        self._ping_timer = None
         if not self.closing and not self.closed:
             self.last_ping = time.time()
             self.send_now(eio_packet.Packet(eio_packet.PING))
@@ -169,11 +171,7 @@ class LeanSocket(AsyncSocket):  # type: ignore[misc]
             return
         self.connected = self.upgraded = True
         self.route = Route(response, transport)
-        queued, self._queue = self._queue, None
-        while queued is not None and not queued.empty():
-            pkt = queued.get_nowait()
-            if pkt is not None:
-                self.send_now(pkt)
+        self._flush_queued()
         limit = self.server.max_http_buffer_size
         timeout = self.server.ping_interval + self.server.ping_timeout
         try:
@@ -199,6 +197,15 @@ class LeanSocket(AsyncSocket):  # type: ignore[misc]
         finally:
             await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
 
+    def _flush_queued(self) -> None:
+        # In a method of its own: a local of the read loop would keep the queue alive
+        # for the whole connection.
+        queued, self._queue = self._queue, None
+        while queued is not None and not queued.empty():
+            pkt = queued.get_nowait()
+            if pkt is not None:
+                self.send_now(pkt)
+
     async def close(self, wait: bool = True, abort: bool = False, reason: Any = None) -> None:
         if self.closed or self.closing:
             return
@@ -209,6 +216,9 @@ class LeanSocket(AsyncSocket):  # type: ignore[misc]
         if not abort:
             self.send_now(eio_packet.Packet(eio_packet.CLOSE))
         self.closed = True
+        if self._ping_timer is not None:
+            self._ping_timer.cancel()
+            self._ping_timer = None
         route, self.route = self.route, None
         if route is not None and not route.transport.is_closing():
             # The close frame, then the connection: closing the transport ends the read
@@ -225,48 +235,34 @@ class LeanSocket(AsyncSocket):  # type: ignore[misc]
             route.transport.abort()
 
 
-class Pinger:
-    """Sends every LeanSocket's pings from one task: each socket is due
-    ``ping_interval`` seconds after its last pong, rounded up to the next tick."""
+class PollingMonitor:
+    """python-engineio's check for polling sockets whose client went silent, every few
+    seconds from one task. The library's own monitor is off: it wakes ``N /
+    ping_timeout`` times a second for every socket, and LeanSockets need none of it
+    (their read loop times out instead)."""
 
     def __init__(self, server: LeanEngine) -> None:
         self.server = server
-        self._due: dict[int, list[LeanSocket]] = {}
         self._task: asyncio.Task[None] | None = None
 
-    def schedule(self, s: LeanSocket) -> None:
-        due = int(time.monotonic() + self.server.ping_interval) + 1
-        self._due.setdefault(due, []).append(s)
+    def start(self) -> None:
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="engineio-pinger")
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="engineio-polling-monitor")
 
     async def _run(self) -> None:
-        ticks = 0
         while True:
-            await asyncio.sleep(PING_TICK_SECONDS)
-            ticks += 1
-            now = int(time.monotonic())
-            for key in [k for k in self._due if k <= now]:
-                for s in self._due.pop(key):
-                    s.ping()
-            if ticks % POLLING_CHECK_TICKS == 0:
-                await self._check_polling()
-
-    async def _check_polling(self) -> None:
-        """python-engineio's check for polling sockets whose client went silent (its
-        monitoring task is off: it would wake ``N / ping_timeout`` times a second)."""
-        for s in list(self.server.sockets.values()):
-            if isinstance(s, LeanSocket):
-                continue
-            if s.closed:
-                self.server.sockets.pop(s.sid, None)
-            elif not s.closing:
-                with contextlib.suppress(Exception):
-                    await s.check_ping_timeout()
+            await asyncio.sleep(POLLING_CHECK_SECONDS)
+            for s in list(self.server.sockets.values()):
+                if isinstance(s, LeanSocket):
+                    continue
+                if s.closed:
+                    self.server.sockets.pop(s.sid, None)
+                elif not s.closing:
+                    with contextlib.suppress(Exception):
+                        await s.check_ping_timeout()
 
     async def aclose(self) -> None:
         task, self._task = self._task, None
-        self._due.clear()
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -277,15 +273,16 @@ class LeanEngine(engineio.AsyncServer):  # type: ignore[misc]
     """python-engineio's server, with WebSocket connects served by ``LeanSocket``."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["monitor_clients"] = False  # the Pinger checks polling sockets instead
+        kwargs["monitor_clients"] = False  # see PollingMonitor
         super().__init__(*args, **kwargs)
-        self.pinger = Pinger(self)
+        self.monitor = PollingMonitor(self)
         self._async: dict[str, Any] = {**self._async, "websocket": FastWebSocket}
         # Polling responses are not compressed either (per response; messages are small).
         self.http_compression = False
 
     async def _handle_connect(self, environ: dict[str, Any], transport: str, jsonp_index: Any = None) -> Any:
         if transport != "websocket":
+            self.monitor.start()
             return await super()._handle_connect(environ, transport, jsonp_index)
         sid = self.generate_id()
         s = LeanSocket(self, sid)
@@ -314,7 +311,7 @@ class LeanEngine(engineio.AsyncServer):  # type: ignore[misc]
                 self.sockets.pop(sid, None)
 
     async def aclose(self) -> None:
-        await self.pinger.aclose()
+        await self.monitor.aclose()
 
 
 class LeanServer(socketio.AsyncServer):  # type: ignore[misc]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sqlite3
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -151,3 +152,60 @@ async def test_the_embedded_process_restarted_after_a_crash_shows_no_stale_prese
         assert leave["membership_id"] == gone.membership_id and leave["payload"]["reason"] == "lost"
     finally:
         await peers.close()
+
+
+async def test_a_graceful_stop_closes_every_socket_at_once_and_records_the_leaves(
+    templates: Templates, tmp_path: Path, processes: list[Process]
+) -> None:
+    """SIGTERM with a room full: every client sees its connection close within a second
+    (not after aiohttp's 10 s close handshake), the process is gone soon after, and the
+    restarted server shows nobody present, each leave recorded with reason "stop"."""
+    url = await templates.sqlite_copy(tmp_path / "parley.db")
+    port = free_port()
+    origins = [f"http://127.0.0.1:{port}"]
+    processes.append(spawn(tmp_path / "embedded", url, port, origins, {}))
+    await asyncio.to_thread(_wait_healthy, processes)
+    server = processes[0].server
+    engine = make_engine(url)
+    try:
+        async with make_sessionmaker(engine, info=audit.session_info(server.settings))() as db:
+            world = await build_world(db, server.settings, extra_experts=24)
+    finally:
+        await engine.dispose()
+    peers = Peers(server, world)
+    sid = world.sessions["open"]
+    keys = ["expert"] + [f"expert{n}" for n in range(2, 26)]
+    try:
+        joined = [await peers.joined(key, sid) for key in keys]
+        closed_at: dict[str, float] = {}
+        for peer in joined:
+            peer.client.on("disconnect", lambda *_, key=peer.key: closed_at.setdefault(key, time.monotonic()))
+        stopped = time.monotonic()
+        processes[0].proc.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(processes[0].proc.wait, 10)
+        exited = time.monotonic() - stopped
+        await eventually(lambda: len(closed_at) == len(joined), "every client to see the close", 5)
+        slowest = max(closed_at.values()) - stopped
+        assert slowest < 1.5, slowest
+        assert exited < 3.0, exited
+        assert "Traceback" not in processes[0].output()
+
+        processes.append(spawn(tmp_path / "embedded", url, port, origins, {}))
+        await asyncio.to_thread(_wait_healthy, processes[1:])
+        chair = await peers.connect("secretariat")
+        ack = await chair.call("room.join", {"session_id": sid})
+        assert ack["status"] == "joined", ack
+        assert ack["state"]["present"] == [chair.membership_id]
+    finally:
+        await peers.close()
+    stored = sqlite3.connect(url.removeprefix("sqlite+aiosqlite:///"))
+    try:
+        rows = stored.execute(
+            "SELECT membership_id, json_extract(payload, '$.reason') FROM room_event "
+            "WHERE session_id = ? AND type = 'leave'", (sid,)
+        ).fetchall()
+    finally:
+        stored.close()
+    reasons = dict(rows)
+    assert {world.members[k].membership_id for k in keys} <= set(reasons), rows
+    assert {reasons[world.members[k].membership_id] for k in keys} == {"stop"}, rows

@@ -17,7 +17,6 @@ import pytest
 import socketio
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from engineio.async_drivers import aiohttp as eio_aiohttp
 from socketio.async_pubsub_manager import AsyncPubSubManager
 
 from server.realtime.engine import LeanServer, LeanSocket
