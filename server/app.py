@@ -25,9 +25,11 @@ from server.people.http import routes as people_routes
 from server.presence.lease import ProcessLease
 from server.realtime.emitter import Emitter
 from server.realtime.server import Realtime
+from server.room.append import SqliteAppender
 from server.room.http import routes as room_routes
 from server.room.log import RoomLog
 from server.room.maintenance import close_unowned_connections
+from server.room.models import RoomEvent
 from server.room.service import RoomService, make_chat_limit
 from server.scheduling.http import routes as scheduling_routes
 from server.services import Services
@@ -116,7 +118,12 @@ def create_app(settings: Settings) -> web.Application:
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine, info=audit.session_info(settings))
     bus = EventBus()
-    room_log = RoomLog(sessions, exclusive=settings.redis_url is None)
+    appender = (
+        SqliteAppender(settings.database_url, RoomEvent.__table__)  # type: ignore[arg-type]
+        if settings.redis_url is None and settings.database_url.startswith("sqlite")
+        else None
+    )
+    room_log = RoomLog(sessions, exclusive=settings.redis_url is None, appender=appender)
     rooms = RoomService(room_log, make_chat_limit(settings.chat_rate, settings.chat_burst))
     services = Services(settings=settings, sessions=sessions, bus=bus, rooms=rooms)
     lease = ProcessLease(
@@ -152,6 +159,8 @@ def create_app(settings: Settings) -> web.Application:
         if close_manager is not None:
             await close_manager()
         await realtime.sio.eio.aclose()
+        if appender is not None:
+            await appender.aclose()
         await engine.dispose()
 
     async def presence_and_due_work(app: web.Application) -> AsyncIterator[None]:

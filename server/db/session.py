@@ -73,16 +73,23 @@ def private_sqlite_files(url: str) -> None:
         private_file(name)
 
 
+def sqlite_pragmas() -> list[str]:
+    """Every SQLite connection's set-up. WAL lets readers proceed while one writer
+    commits; foreign keys are off by default in SQLite."""
+    return [
+        "PRAGMA journal_mode=WAL",
+        "PRAGMA synchronous=NORMAL",
+        "PRAGMA foreign_keys=ON",
+        f"PRAGMA busy_timeout={int(SQLITE_BUSY_SECONDS * 1000)}",
+    ]
+
+
 def _tune_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
-        # WAL lets readers proceed while one writer commits; foreign keys are off by
-        # default in SQLite.
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_SECONDS * 1000)}")
+        for pragma in sqlite_pragmas():
+            cursor.execute(pragma)
         cursor.close()
 
 

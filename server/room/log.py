@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.core.clock import utcnow
 from server.core.locks import KeyedLock
+from server.room.append import SqliteAppender
 from server.room.models import RoomEvent
 from server.room.state import RoomState, serialize_event
 
@@ -57,13 +58,31 @@ class Unit:
     """One locked, transactional change to a room's log.
 
     ``state`` is the committed state (read it to validate); ``add`` stages an event
-    with the next sequence number. The events reach the cache only after commit."""
+    with the next sequence number. The events reach the cache only after commit.
+    ``db`` is the unit's transaction; with ``opener`` it is opened on first use (a
+    command that never touches it is appended without a session: ``SqliteAppender``)."""
 
-    db: AsyncSession
+    _db: AsyncSession | None
     session_id: str
     state: RoomState
     staged: list[dict[str, Any]] = field(default_factory=list)
     _rows: list[dict[str, Any]] = field(default_factory=list)
+    opener: Callable[[], AsyncSession] | None = None
+
+    @property
+    def db(self) -> AsyncSession:
+        if self._db is None:
+            assert self.opener is not None
+            self._db = self.opener()
+        return self._db
+
+    @property
+    def opened(self) -> bool:
+        return self._db is not None
+
+    def take_rows(self) -> list[dict[str, Any]]:
+        rows, self._rows = self._rows, []
+        return rows
 
     @property
     def next_seq(self) -> int:
@@ -92,7 +111,7 @@ class Unit:
         """Write the staged rows (a Core insert: the log is append-only, and the ORM's
         unit of work costs more than the insert itself on the hot path)."""
         if self._rows:
-            rows, self._rows = self._rows, []
+            rows = self.take_rows()
             conn = await self.db.connection()
             await conn.execute(_INSERT, rows[0] if len(rows) == 1 else rows)
 
@@ -102,8 +121,16 @@ class StaleCache(Exception):
 
 
 class RoomLog:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, exclusive: bool = False) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        exclusive: bool = False,
+        appender: SqliteAppender | None = None,
+    ) -> None:
         self.sessions = sessions
+        # Embedded setup only: appends of commands that use no session go through it.
+        self.appender = appender if exclusive else None
         self.locks = KeyedLock("room")
         self._cache: dict[str, RoomState] = {}
         # The only process writing (the embedded setup, no Redis): a warm cache is the
@@ -118,27 +145,59 @@ class RoomLog:
 
         After the commit the staged events are folded into the cache; on any failure
         the transaction rolls back and the cache is untouched."""
-        async with self.locks.hold(session_id, timeout=LOCK_WAIT_SECONDS), self.sessions() as db:
-            if db.get_bind().dialect.name == "postgresql":
-                await db.execute(text("SELECT pg_advisory_xact_lock(1, :k)"), {"k": _advisory_key(session_id)})
+        async with self.locks.hold(session_id, timeout=LOCK_WAIT_SECONDS):
             cached = self._cache.get(session_id) if self.exclusive else None
-            state = cached if cached is not None else await self.state(db, session_id)
-            work = Unit(db, session_id, state)
-            yield work
-            if work.staged:
+            if cached is not None and self.appender is not None:
+                work = Unit(None, session_id, cached, opener=self.sessions)
                 try:
-                    await work.flush()
-                    await db.commit()
-                except IntegrityError:
-                    if cached is None:
-                        raise
-                    await db.rollback()
-                    # The taken seq (something else appended) or an idempotency key?
-                    if (await self.latest(db, [session_id]))[session_id] <= cached.seq:
-                        raise
-                    self.forget(session_id)
-                    raise StaleCache(session_id) from None
-                self._merge(session_id, work.staged)
+                    yield work
+                    if work.staged:
+                        if work.opened:
+                            await self._commit(work.db, work, cached)
+                        else:
+                            await self._append(self.appender, work, cached)
+                        self._merge(session_id, work.staged)
+                finally:
+                    if work.opened:
+                        await work.db.close()
+                return
+            async with self.sessions() as db:
+                if db.get_bind().dialect.name == "postgresql":
+                    await db.execute(text("SELECT pg_advisory_xact_lock(1, :k)"), {"k": _advisory_key(session_id)})
+                state = cached if cached is not None else await self.state(db, session_id)
+                work = Unit(db, session_id, state)
+                yield work
+                if work.staged:
+                    await self._commit(db, work, cached)
+                    self._merge(session_id, work.staged)
+
+    async def _commit(self, db: AsyncSession, work: Unit, cached: RoomState | None) -> None:
+        try:
+            await work.flush()
+            await db.commit()
+        except IntegrityError:
+            await db.rollback()
+            await self._judge_conflict(db, work.session_id, cached)
+            raise
+
+    async def _append(self, appender: SqliteAppender, work: Unit, cached: RoomState) -> None:
+        try:
+            await appender.append(work.take_rows())
+        except IntegrityError:
+            async with self.sessions() as db:
+                await self._judge_conflict(db, work.session_id, cached)
+            raise
+
+    async def _judge_conflict(self, db: AsyncSession, session_id: str, cached: RoomState | None) -> None:
+        """An insert met a unique key: an idempotency key seen before (the caller's
+        IntegrityError stands), or, trusting a cache, a seq something else took
+        (``StaleCache``: the command runs again from the database)."""
+        if cached is None:
+            return
+        if (await self.latest(db, [session_id]))[session_id] <= cached.seq:
+            return
+        self.forget(session_id)
+        raise StaleCache(session_id) from None
 
     async def retrying(self, run: Callable[[], Awaitable[T]]) -> T:
         """Run a unit-using command, once more if it met a stale cache."""
