@@ -62,13 +62,23 @@ def kill(process: Process) -> None:
     process.proc.wait(10)
 
 
-async def world_in(url: str, settings: Settings) -> World:
+async def world_in(url: str, settings: Settings, extra_experts: int = 1) -> World:
     engine = make_engine(url)
     try:
         async with make_sessionmaker(engine, info=audit.session_info(settings))() as db:
-            return await build_world(db, settings)
+            return await build_world(db, settings, extra_experts=extra_experts)
     finally:
         await engine.dispose()
+
+
+async def embedded_process(templates: Templates, tmp_path: Path, processes: list[Process]) -> tuple[str, int]:
+    """One ``parley serve`` on the embedded defaults (a SQLite copy), healthy; returns
+    its database URL and port."""
+    url = await templates.sqlite_copy(tmp_path / "parley.db")
+    port = free_port()
+    processes.append(spawn(tmp_path / "embedded", url, port, [f"http://127.0.0.1:{port}"], {}))
+    await asyncio.to_thread(_wait_healthy, processes)
+    return url, port
 
 
 @pytest.fixture
@@ -127,11 +137,8 @@ async def test_a_killed_process_leaves_the_rooms_within_the_lease(
 async def test_the_embedded_process_restarted_after_a_crash_shows_no_stale_presence(
     templates: Templates, tmp_path: Path, processes: list[Process]
 ) -> None:
-    url = await templates.sqlite_copy(tmp_path / "parley.db")
-    port = free_port()
+    url, port = await embedded_process(templates, tmp_path, processes)
     origins = [f"http://127.0.0.1:{port}"]
-    processes.append(spawn(tmp_path / "embedded", url, port, origins, {}))
-    await asyncio.to_thread(_wait_healthy, processes)
     server = processes[0].server
     world = await world_in(url, server.settings)
     peers = Peers(server, world)
@@ -160,18 +167,10 @@ async def test_a_graceful_stop_closes_every_socket_at_once_and_records_the_leave
     """SIGTERM with a room full: every client sees its connection close within a second
     (not after aiohttp's 10 s close handshake), the process is gone soon after, and the
     restarted server shows nobody present, each leave recorded with reason "stop"."""
-    url = await templates.sqlite_copy(tmp_path / "parley.db")
-    port = free_port()
+    url, port = await embedded_process(templates, tmp_path, processes)
     origins = [f"http://127.0.0.1:{port}"]
-    processes.append(spawn(tmp_path / "embedded", url, port, origins, {}))
-    await asyncio.to_thread(_wait_healthy, processes)
     server = processes[0].server
-    engine = make_engine(url)
-    try:
-        async with make_sessionmaker(engine, info=audit.session_info(server.settings))() as db:
-            world = await build_world(db, server.settings, extra_experts=24)
-    finally:
-        await engine.dispose()
+    world = await world_in(url, server.settings, extra_experts=24)
     peers = Peers(server, world)
     sid = world.sessions["open"]
     keys = ["expert"] + [f"expert{n}" for n in range(2, 26)]
