@@ -310,6 +310,19 @@ class LeanEngine(engineio.AsyncServer):  # type: ignore[misc]
             if s.closed:
                 self.sockets.pop(sid, None)
 
+    async def disconnect(self, sid: str | None = None) -> None:
+        """As python-engineio's, except that closing every socket (a graceful stop) does
+        not wait for polling clients to collect their close packet: an abandoned polling
+        handshake would hold the stop for the caller's whole time-out."""
+        if sid is not None:
+            await super().disconnect(sid)
+            return
+        sockets = list(self.sockets.values())
+        await asyncio.gather(
+            *(s.close(wait=False, reason=self.reason.SERVER_DISCONNECT) for s in sockets), return_exceptions=True
+        )
+        self.sockets = {}
+
     async def aclose(self) -> None:
         await self.monitor.aclose()
 

@@ -234,3 +234,17 @@ async def _until(check: Any, timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.02)
+
+
+async def test_closing_every_socket_does_not_wait_for_an_abandoned_polling_handshake(served: Served) -> None:
+    client = socketio.AsyncClient(reconnection=False)
+    await client.connect(served.url, transports=["websocket"])
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{served.url}/socket.io/?EIO=4&transport=polling") as r:
+            assert r.status == 200 and (await r.text()).startswith("0{")
+    assert sorted(type(s).__name__ for s in served.sio.eio.sockets.values()) == ["AsyncSocket", "LeanSocket"]
+    started = time.monotonic()
+    await asyncio.wait_for(served.sio.eio.disconnect(), 5)
+    assert time.monotonic() - started < 1.0
+    assert served.sio.eio.sockets == {}
+    await _until(lambda: not client.connected)
