@@ -317,9 +317,10 @@ class LeanEngine(engineio.AsyncServer):  # type: ignore[misc]
         if sid is not None:
             await super().disconnect(sid)
             return
-        sockets = list(self.sockets.values())
+        table: dict[str, Any] = self.sockets
         await asyncio.gather(
-            *(s.close(wait=False, reason=self.reason.SERVER_DISCONNECT) for s in sockets), return_exceptions=True
+            *(s.close(wait=False, reason=self.reason.SERVER_DISCONNECT) for s in list(table.values())),
+            return_exceptions=True,
         )
         self.sockets = {}
 
