@@ -272,6 +272,8 @@ class PollingMonitor:
 class LeanEngine(engineio.AsyncServer):  # type: ignore[misc]
     """python-engineio's server, with WebSocket connects served by ``LeanSocket``."""
 
+    sockets: dict[str, Any]  # python-engineio's socket table (sid -> socket)
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs["monitor_clients"] = False  # see PollingMonitor
         super().__init__(*args, **kwargs)
@@ -317,9 +319,8 @@ class LeanEngine(engineio.AsyncServer):  # type: ignore[misc]
         if sid is not None:
             await super().disconnect(sid)
             return
-        table: dict[str, Any] = self.sockets
         await asyncio.gather(
-            *(s.close(wait=False, reason=self.reason.SERVER_DISCONNECT) for s in list(table.values())),
+            *(s.close(wait=False, reason=self.reason.SERVER_DISCONNECT) for s in list(self.sockets.values())),
             return_exceptions=True,
         )
         self.sockets = {}
