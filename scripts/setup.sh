@@ -16,6 +16,8 @@ command -v npm >/dev/null || need_apt+=(nodejs npm)
 if [ "$want_test" = 1 ]; then
   [ -x /usr/bin/chromium ] || need_apt+=(chromium)
   command -v docker-compose >/dev/null || need_apt+=(docker-compose)
+  # The media engine for real meetings (tests run it in their own configuration).
+  command -v janus >/dev/null || need_apt+=(janus)
 fi
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "Installing Debian packages: ${need_apt[*]}"

@@ -7,12 +7,16 @@ against the current directory, so the embedded state lives under ``./var``.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import NamedTuple
 
 DEFAULT_HOST = "127.0.0.1"
+MEDIA_ENGINES = ("embedded", "janus")
+ICE_SCHEMES = ("stun:", "turn:", "turns:")
 DEFAULT_PORT = 8080
 
 
@@ -80,6 +84,14 @@ class Settings:
     # A socket further behind than this is dropped; it reconnects and catches up.
     socket_max_buffer_bytes: int = 1024 * 1024
     socket_max_queued: int = 1000
+    # Audio and interpretation (docs/configuration.md, "Media"): the engine ("embedded"
+    # or "janus"), Janus's HTTP API and secret, the browsers' ICE servers, and the
+    # shared secret for short-lived TURN credentials (coturn's use-auth-secret).
+    media_engine: str = "embedded"
+    janus_url: str | None = None
+    janus_api_secret: str | None = field(default=None, repr=False)
+    ice_servers: tuple[IceServer, ...] = ()
+    turn_secret: str | None = field(default=None, repr=False)
 
     def with_bind(self, host: str, port: int) -> Settings:
         """Settings for a server bound to (host, port): base URL and origins follow
@@ -154,6 +166,7 @@ def load_settings() -> Settings:
     default_db = f"sqlite+aiosqlite:///{var_dir / 'parley.db'}"
     base = _env("PARLEY_BASE_URL") or _url_for(host, port)
     lease_seconds, renew_seconds = _lease_times()
+    media = _media_settings()
     storage_dir = Path(_env("PARLEY_STORAGE_DIR") or var_dir / "storage").resolve()
     private_dir(var_dir)
     private_dir(storage_dir)
@@ -194,6 +207,11 @@ def load_settings() -> Settings:
         redis_channel=_env("PARLEY_REDIS_CHANNEL", "parley") or "parley",
         socket_max_buffer_bytes=_positive_int("PARLEY_SOCKET_MAX_BUFFER_BYTES", 1024 * 1024),
         socket_max_queued=_positive_int("PARLEY_SOCKET_MAX_QUEUED", 1000),
+        media_engine=media.engine,
+        janus_url=media.janus_url,
+        janus_api_secret=media.janus_api_secret,
+        ice_servers=media.ice_servers,
+        turn_secret=media.turn_secret,
     )
 
 
@@ -221,6 +239,71 @@ def _trusted_proxies(raw: str) -> tuple[str, ...]:
         except ValueError:
             raise ValueError(f"PARLEY_TRUSTED_PROXIES: {network!r} is not an address or network.") from None
     return networks
+
+
+@dataclass(frozen=True)
+class IceServer:
+    """One entry of ``PARLEY_ICE_SERVERS``: STUN or TURN URLs, and for TURN either a
+    static username and credential or, with ``PARLEY_TURN_SECRET``, none (browsers then
+    get short-lived credentials: server/media/ice.py)."""
+
+    urls: tuple[str, ...]
+    username: str | None = None
+    credential: str | None = field(default=None, repr=False)
+
+    @property
+    def is_turn(self) -> bool:
+        return any(url.startswith(("turn:", "turns:")) for url in self.urls)
+
+
+def parse_ice_servers(value: str) -> tuple[IceServer, ...]:
+    """``PARLEY_ICE_SERVERS``: a JSON list like the browser's RTCIceServer list."""
+    try:
+        raw = json.loads(value)
+    except ValueError:
+        raise ValueError("PARLEY_ICE_SERVERS must be a JSON list of {\"urls\": ...} objects.") from None
+    if not isinstance(raw, list):
+        raise ValueError("PARLEY_ICE_SERVERS must be a JSON list of {\"urls\": ...} objects.")
+    servers = []
+    for entry in raw:
+        if not isinstance(entry, dict) or set(entry) - {"urls", "username", "credential"}:
+            raise ValueError("PARLEY_ICE_SERVERS: each entry has urls, and optionally username and credential.")
+        urls = entry.get("urls")
+        urls = [urls] if isinstance(urls, str) else urls
+        if not urls or not all(isinstance(u, str) and u.startswith(ICE_SCHEMES) for u in urls):
+            raise ValueError("PARLEY_ICE_SERVERS: urls must be stun:, turn: or turns: URLs.")
+        username, credential = entry.get("username"), entry.get("credential")
+        if not all(v is None or isinstance(v, str) for v in (username, credential)):
+            raise ValueError("PARLEY_ICE_SERVERS: username and credential must be strings.")
+        servers.append(IceServer(tuple(urls), username, credential))
+    return tuple(servers)
+
+
+class _Media(NamedTuple):
+    engine: str
+    janus_url: str | None
+    janus_api_secret: str | None
+    ice_servers: tuple[IceServer, ...]
+    turn_secret: str | None
+
+
+def _media_settings() -> _Media:
+    engine = (_env("PARLEY_MEDIA_ENGINE", "embedded") or "embedded").strip().lower()
+    if engine not in MEDIA_ENGINES:
+        raise ValueError("PARLEY_MEDIA_ENGINE must be embedded or janus.")
+    janus_url = _env("PARLEY_JANUS_URL")
+    if engine == "janus" and not janus_url:
+        raise ValueError("PARLEY_MEDIA_ENGINE=janus needs PARLEY_JANUS_URL (Janus's HTTP API, e.g. http://janus:8088/janus).")
+    if janus_url and not janus_url.startswith(("http://", "https://")):
+        raise ValueError("PARLEY_JANUS_URL must be an http:// or https:// URL.")
+    servers = parse_ice_servers(_env("PARLEY_ICE_SERVERS", "[]") or "[]")
+    turn_secret = _env("PARLEY_TURN_SECRET")
+    for server in servers:
+        if server.is_turn and turn_secret is None and not (server.username and server.credential):
+            raise ValueError("PARLEY_ICE_SERVERS: a TURN server needs PARLEY_TURN_SECRET (or a username and credential).")
+    return _Media(
+        engine, janus_url.rstrip("/") if janus_url else None, _env("PARLEY_JANUS_API_SECRET"), servers, turn_secret
+    )
 
 
 def _smtp_security(value: str) -> str:
