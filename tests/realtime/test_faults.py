@@ -24,7 +24,7 @@ from server.config import Settings
 from server.db.session import POOL_TIMEOUT_SECONDS
 from server.room.log import RoomLog
 from server.room.models import RoomEvent
-from server.web.keys import ENGINE, REALTIME
+from server.web.keys import ENGINE, REALTIME, ROOMS
 from tests.conftest import settings_for, start_server
 from tests.fixtures.world import World
 from tests.realtime.live import Peer, Peers, eventually
@@ -71,11 +71,18 @@ async def test_disconnects_during_a_burst_never_freeze_the_room(
                 ack = {"error": {"code": "no answer"}}
             answers[text] = (ack, time.monotonic() - started)
 
+        # The room is held (as a slow command would hold it) until the disconnects are
+        # under way, so the burst queues on it however fast each command is.
+        release = await live.app[ROOMS].log.locks.acquire(sid)
+
         async def disconnect_mid_burst() -> None:
             # Once the server has more commands in flight than the pool has connections.
-            await eventually(lambda: realtime.in_flight > capacity, "the burst under way")
-            in_flight_at_disconnect.append(realtime.in_flight)
-            await asyncio.gather(*(p.client.disconnect() for p in leavers))
+            try:
+                await eventually(lambda: realtime.in_flight > capacity, "the burst under way")
+                in_flight_at_disconnect.append(realtime.in_flight)
+                await asyncio.gather(*(p.client.disconnect() for p in leavers))
+            finally:
+                release()
 
         caplog.set_level(logging.WARNING, logger="parley")
         started = time.monotonic()
@@ -171,9 +178,18 @@ async def test_joins_from_sockets_that_close_meanwhile_leave_no_presence_behind(
             await asyncio.sleep(0.05)
             await peer.client.disconnect()
 
+        async def quitters_then_release() -> None:
+            try:
+                await asyncio.gather(*(join_and_quit(p) for p in quitters))
+            finally:
+                release()
+
         per_sender = -(-(2 * capacity) // SENDERS)
+        # The room is held until the quitters have asked and gone: their joins wait
+        # behind the burst however fast each command is.
+        release = await live.app[ROOMS].log.locks.acquire(sid)
         results = await asyncio.gather(
-            *(send(p, n) for p in senders for n in range(per_sender)), *(join_and_quit(p) for p in quitters)
+            *(send(p, n) for p in senders for n in range(per_sender)), quitters_then_release()
         )
         acks = [r for r in results if r is not None]
         assert all(a.get("ok") or a.get("error", {}).get("code") == "unavailable" for a in acks), acks
