@@ -13,6 +13,7 @@ from sqlalchemy import text
 from server.agenda.http import routes as agenda_routes
 from server.audit import service as audit
 from server.audit.http import routes as audit_routes
+from server.booths.http import routes as booth_routes
 from server.calendars.http import routes as calendar_routes
 from server.config import Settings
 from server.core.errors import DomainError, ErrorCode
@@ -58,6 +59,7 @@ ROUTE_TABLES: tuple[RouteTable, ...] = (
     mail_routes,
     scheduling_routes,
     audit_routes,
+    booth_routes,
 )
 # Browser libraries installed from npm and served by Parley itself (no CDN).
 VENDOR_FILES = {

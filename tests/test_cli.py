@@ -56,7 +56,7 @@ def demo_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
 
 def test_demo_json_shape(demo_runs: tuple[Path, dict[str, Any], dict[str, Any]]) -> None:
     _, out, _ = demo_runs
-    assert set(out) == {"visit_id", "base_url", "participants", "sessions"}
+    assert set(out) == {"visit_id", "base_url", "participants", "sessions", "booths"}
     assert isinstance(out["visit_id"], str) and re.fullmatch(r"[A-Za-z0-9_-]{22}", out["visit_id"])
     assert out["base_url"].startswith("http") and not out["base_url"].endswith("/")
     for p in out["participants"]:
@@ -68,6 +68,23 @@ def test_demo_json_shape(demo_runs: tuple[Path, dict[str, Any], dict[str, Any]])
         assert set(s) == {"id", "title", "start_utc", "end_utc", "access"}, s
         assert s["access"] in ACCESS and s["title"]
         assert parse_z(s["start_utc"]) < parse_z(s["end_utc"])
+    interpreters = {p["name"] for p in out["participants"] if p["role"] == "interpreter"}
+    for b in out["booths"]:
+        assert set(b) == {"id", "language", "language_name", "interpreters", "active"}, b
+        assert re.fullmatch(r"[A-Za-z0-9_-]{22}", b["id"])
+        assert 1 <= len(b["interpreters"]) <= 2 and set(b["interpreters"]) <= interpreters, b
+        assert b["active"] in b["interpreters"], b
+
+
+def test_demo_has_english_and_spanish_booths(demo_runs: tuple[Path, dict[str, Any], dict[str, Any]]) -> None:
+    _, out, _ = demo_runs
+    by_language = {b["language"]: b for b in out["booths"]}
+    assert {"en", "es"} <= set(by_language)
+    assert by_language["en"]["language_name"] == "English"
+    assert by_language["es"]["language_name"] == "Spanish"
+    assert any(len(b["interpreters"]) == 2 for b in out["booths"]), "one booth has two interpreters"
+    served = [name for b in out["booths"] for name in b["interpreters"]]
+    assert len(served) == len(set(served)), "an interpreter serves in one booth"
 
 
 def test_demo_is_realistic(demo_runs: tuple[Path, dict[str, Any], dict[str, Any]]) -> None:
@@ -99,6 +116,7 @@ def test_demo_again_reissues_links(demo_runs: tuple[Path, dict[str, Any], dict[s
     assert len(second["participants"]) == len(first["participants"])
     assert len(second["sessions"]) == len(first["sessions"])
     assert [s["id"] for s in second["sessions"]] == [s["id"] for s in first["sessions"]]
+    assert second["booths"] == first["booths"], "loading the demo again adds no booths"
     old = {p["invite_url"] for p in first["participants"]}
     new = {p["invite_url"] for p in second["participants"]}
     assert len(new) == len(second["participants"]) and not (old & new)

@@ -22,6 +22,8 @@ class Action(StrEnum):
     PARTICIPANTS_VIEW = "participants.view"
     VISIT_MANAGE = "visit.manage"  # invitations, roles, agenda edits
     AUDIT_VIEW = "audit.view"
+    BOOTHS_VIEW = "booths.view"  # the visit's interpretation booths and who staffs them
+    BOOTHS_MANAGE = "booths.manage"  # set up booths, assign interpreters, hand over
     # Session scope
     SESSION_VIEW = "session.view"
     SESSION_ENTER = "session.enter"
@@ -41,7 +43,15 @@ class Rule(StrEnum):
 
 
 VISIT_ACTIONS = frozenset(
-    {Action.SELF, Action.VISIT_VIEW, Action.PARTICIPANTS_VIEW, Action.VISIT_MANAGE, Action.AUDIT_VIEW}
+    {
+        Action.SELF,
+        Action.VISIT_VIEW,
+        Action.PARTICIPANTS_VIEW,
+        Action.VISIT_MANAGE,
+        Action.AUDIT_VIEW,
+        Action.BOOTHS_VIEW,
+        Action.BOOTHS_MANAGE,
+    }
 )
 
 # One letter per cell keeps the tables below readable as tables.
@@ -63,6 +73,8 @@ VISIT_POLICY: dict[Action, dict[Role, Rule]] = {
     Action.PARTICIPANTS_VIEW: {S: A, E: A, G: A, T: A, K: D, O: A},
     Action.VISIT_MANAGE: {S: A, E: D, G: D, T: D, K: D, O: D},
     Action.AUDIT_VIEW: {S: A, E: D, G: D, T: D, K: D, O: D},
+    Action.BOOTHS_VIEW: {S: A, E: A, G: A, T: A, K: A, O: A},
+    Action.BOOTHS_MANAGE: {S: A, E: D, G: D, T: D, K: D, O: D},
 }
 
 _ENTER = {

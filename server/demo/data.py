@@ -55,9 +55,17 @@ PEOPLE = [
     DemoPerson("del-co-3", "Camila Duarte", "c.duarte@example.gov.co", "delegate", "Colombia", "America/New_York", ("es", "en")),
     DemoPerson("int-es-1", "Marie Laurent", "m.laurent@example.org", "interpreter", "Interpreters", "Europe/Madrid", ("es", "en", "fr")),
     DemoPerson("int-es-2", "Jorge Salinas", "j.salinas@example.org", "interpreter", "Interpreters", "America/Mexico_City", ("es", "en")),
+    DemoPerson("int-en-1", "Amina Yusuf", "a.yusuf@example.org", "interpreter", "Interpreters", "Africa/Nairobi", ("en", "es", "ar")),
     DemoPerson("stk-1", "Paula Ortiz", "p.ortiz@example.org", "stakeholder", "Civil society and private sector", "America/Bogota", ("es",)),
     DemoPerson("stk-2", "Ricardo Méndez", "r.mendez@example.com", "stakeholder", "Civil society and private sector", "America/Bogota", ("es", "en")),
     DemoPerson("obs-1", "Hélène Dubois", "h.dubois@example.org", "observer", "Observers", "Europe/Paris", ("fr", "en")),
+]
+
+
+# Interpretation booths: language (BCP 47) -> interpreters in order (the first is active).
+BOOTHS: list[tuple[str, tuple[str, ...]]] = [
+    ("en", ("int-en-1",)),
+    ("es", ("int-es-1", "int-es-2")),
 ]
 
 

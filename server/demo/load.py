@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.agenda.models import AgendaItem, AgendaSession, SessionInvitee
 from server.audit import service as audit
+from server.booths import service as booths
 from server.config import Settings
 from server.core.clock import iso_z, utcnow
 from server.demo import data
@@ -63,6 +64,10 @@ async def _create(db: AsyncSession) -> Visit:
         for key in s.invitees:
             db.add(SessionInvitee(session_id=session.id, membership_id=memberships[key].id))
     await audit.record(db, "visit.created", visit_id=visit.id, subject=visit.id, data={"demo": True})
+    for language, interpreters in data.BOOTHS:
+        await booths.create_booth(
+            db, visit.id, language, [memberships[key].id for key in interpreters], actor_person_id=None
+        )
     return visit
 
 
@@ -102,6 +107,7 @@ async def load_demo(db: AsyncSession, settings: Settings) -> dict[str, Any]:
             .order_by(AgendaSession.start_utc)
         )
     ).scalars()
+    booth_rows = await booths.list_booths(db, visit.id)
     await db.commit()
     return {
         "visit_id": visit.id,
@@ -116,5 +122,15 @@ async def load_demo(db: AsyncSession, settings: Settings) -> dict[str, Any]:
                 "access": s.access,
             }
             for s in sessions
+        ],
+        "booths": [
+            {
+                "id": b.id,
+                "language": b.language,
+                "language_name": b.language_name,
+                "interpreters": [i.name for i in b.interpreters],
+                "active": b.active.name if b.active else None,
+            }
+            for b in booth_rows
         ],
     }

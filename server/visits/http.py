@@ -84,6 +84,7 @@ async def visit_page(request: web.Request, scope: VisitScope) -> web.StreamRespo
             "participants": people,
             # Controls follow the policy's answers, never raw role names.
             "manage": decide(Action.VISIT_MANAGE, scope.actor.role),
+            "manage_booths": decide(Action.BOOTHS_MANAGE, scope.actor.role),
             "link_notices": [(n, local(n.at, scope.actor.timezone)) for n in notices],
         },
         lang=lang,

@@ -115,7 +115,7 @@ async def matrix_env(backend: str, templates: Templates, tmp: Path) -> AsyncIter
     try:
         sessions = make_sessionmaker(engine, info=audit.session_info(settings))
         async with sessions() as db:
-            world = await build_world(db, settings, extra_experts=1)
+            world = await build_world(db, settings, extra_experts=1, extra_interpreters=1)
         async with sessions() as db:
             other = await build_world(db, settings, extra_experts=0)
         live, runner = await start_server(settings)

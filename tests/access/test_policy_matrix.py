@@ -36,7 +36,7 @@ from server.access.policy import Action, decide
 from server.access.roles import Access, Role
 from server.app import ROUTE_TABLES, create_app
 from server.realtime.server import EVENTS, VISIT_EVENTS
-from tests.access import calls_calendars, calls_scheduling
+from tests.access import calls_booths, calls_calendars, calls_scheduling
 from tests.access.matrix_env import FreshSession, MatrixEnv, call, matrix_env, new_idem
 from tests.conftest import BACKENDS, http_client, socket_client
 from tests.fixtures.databases import Templates
@@ -115,6 +115,7 @@ ROUTE_CALLS: dict[tuple[str, str], Body] = {
     ("PATCH", "/api/sessions/{session_id}"): _same_access,
     **calls_calendars.ROUTE_CALLS,
     **calls_scheduling.ROUTE_CALLS,
+    **calls_booths.ROUTE_CALLS,
 }
 
 # Routes anyone may call (they check what they need themselves), and the app's own.
@@ -126,10 +127,11 @@ PUBLIC_ROUTES = {
     ("POST", "/logout"),
     *calls_calendars.PUBLIC_ROUTES,
     *calls_scheduling.PUBLIC_ROUTES,
+    *calls_booths.PUBLIC_ROUTES,
 }
 APP_ROUTES = {"/healthz", "/static/vendor/{name}", "/static/js", "/static/css", "/socket.io/"}
 # Placeholders other domains fill: name -> async (env, actor key, session) -> value.
-EXTRA_PLACEHOLDERS = {**calls_calendars.PLACEHOLDERS, **calls_scheduling.PLACEHOLDERS}
+EXTRA_PLACEHOLDERS = {**calls_calendars.PLACEHOLDERS, **calls_scheduling.PLACEHOLDERS, **calls_booths.PLACEHOLDERS}
 KNOWN_PLACEHOLDERS = {"visit_id", "session_id", "membership_id", "login_id", *EXTRA_PLACEHOLDERS}
 
 SPECS = [spec for table in ROUTE_TABLES for spec in table.specs]
