@@ -21,13 +21,12 @@ from server.core.errors import DomainError, invalid
 from server.core.i18n import pick_language
 from server.people.models import Person
 from server.visits import service as visits
-from server.web.bodies import read_form, read_json
+from server.web.bodies import Fields, read_fields, read_json
 from server.web.keys import SESSIONS, SETTINGS
 from server.web.routing import RouteTable
 from server.web.templating import render
 
 routes = RouteTable()
-Fields = dict[str, list[str]]
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -97,23 +96,6 @@ async def handover_api(request: web.Request, scope: VisitScope) -> web.StreamRes
 # ---- the secretariat's page ------------------------------------------------------------------
 
 
-async def _fields(request: web.Request) -> Fields:
-    """A form's fields, or a JSON object's (lists as repeated fields)."""
-    if request.content_type == "application/json":
-        body = await read_json(request)
-        if body is None:
-            return {}
-        if not isinstance(body, dict):
-            raise invalid("body: expected an object.")
-        out: Fields = {}
-        for key, value in body.items():
-            values = value if isinstance(value, list) else [value]
-            out[key] = [str(v) for v in values if v is not None]
-        return out
-    form = await read_form(request)
-    return {key: [str(v) for v in form.getall(key)] for key in set(form.keys())}
-
-
 def _one(fields: Fields, name: str) -> str:
     values = fields.get(name)
     return values[0].strip() if values else ""
@@ -155,7 +137,7 @@ async def _page(
 async def _form_change(request: web.Request, scope: VisitScope, change: Any) -> web.Response:
     """Run one change from a form: commit and go back to the page, or show why not."""
     try:
-        fields = await _fields(request)
+        fields = await read_fields(request)
         async with request.app[SESSIONS]() as db:
             await change(db, fields)
             await db.commit()

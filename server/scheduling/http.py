@@ -29,40 +29,16 @@ from server.core.times import checked_date, local
 from server.people.models import Person
 from server.scheduling import availability, service, views
 from server.scheduling import problem as problems
-from server.web.bodies import parse_json, read_form, read_json
+from server.web.bodies import Fields, parse_json, read_fields, read_json
 from server.web.bus import publish
 from server.web.keys import SESSIONS, SETTINGS
 from server.web.routing import RouteTable
 from server.web.templating import render
 
 routes = RouteTable()
-Fields = dict[str, list[str]]
 
 
 # ---- helpers -----------------------------------------------------------------------------
-
-
-async def _fields(request: web.Request) -> Fields:
-    """A form's fields, or a JSON object's (``true`` as a ticked box, lists as repeats)."""
-    if request.content_type == "application/json":
-        body = await read_json(request)
-        if body is None:
-            return {}
-        if not isinstance(body, dict):
-            raise invalid("body: expected an object.")
-        out: Fields = {}
-        for key, value in body.items():
-            if value is None or value is False:
-                continue
-            if value is True:
-                out[key] = ["on"]
-            elif isinstance(value, list):
-                out[key] = [str(v) for v in value]
-            else:
-                out[key] = [str(value)]
-        return out
-    form = await read_form(request)
-    return {key: [str(v) for v in form.getall(key)] for key in set(form.keys())}
 
 
 def _one(fields: Fields, name: str, default: str = "") -> str:
@@ -121,7 +97,7 @@ async def _availability_page(
 
 
 async def _save_from_form(request: web.Request, scope: VisitScope, membership_id: str, *, own: bool) -> web.Response:
-    fields = await _fields(request)
+    fields = await read_fields(request)
     try:
         async with request.app[SESSIONS]() as db:
             _, person = await availability.member_of_visit(db, scope.visit.id, membership_id)
@@ -209,7 +185,7 @@ async def import_api(request: web.Request, scope: VisitScope) -> web.StreamRespo
 @routes.post("/visits/{visit_id}/availability/import", action=Action.VISIT_MANAGE, page=True)
 async def import_page(request: web.Request, scope: VisitScope) -> web.StreamResponse:
     """The schedule page's import box: ``data`` holds the JSON text."""
-    fields = await _fields(request)
+    fields = await read_fields(request)
     text = _one(fields, "data")
     try:
         data = parse_json(text, where="data")
@@ -308,7 +284,7 @@ async def schedule_page(request: web.Request, scope: VisitScope) -> web.StreamRe
 
 @routes.post("/visits/{visit_id}/schedule", action=Action.VISIT_MANAGE, page=True)
 async def schedule_run(request: web.Request, scope: VisitScope) -> web.StreamResponse:
-    fields = await _fields(request)
+    fields = await read_fields(request)
     key, _ = _zone(request, scope, fields)
     try:
         options = await _options_from_fields(request, scope, fields)
@@ -328,7 +304,7 @@ async def run_page(request: web.Request, scope: VisitScope) -> web.StreamRespons
 
 @routes.post("/visits/{visit_id}/schedule/runs/{run_id}/accept", action=Action.VISIT_MANAGE, page=True)
 async def accept_page(request: web.Request, scope: VisitScope) -> web.StreamResponse:
-    fields = await _fields(request)
+    fields = await read_fields(request)
     key, _ = _zone(request, scope, fields)
     run_id = request.match_info["run_id"]
     try:

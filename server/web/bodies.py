@@ -109,3 +109,27 @@ async def _read_multipart(request: web.Request) -> MultiDictProxy[str]:
             raise invalid(f"{key}: file uploads are not accepted here.")
         out.add(key, value)
     return MultiDictProxy(out)
+
+
+Fields = dict[str, list[str]]
+
+
+async def read_fields(request: web.Request) -> Fields:
+    """A page form's fields, or the same fields sent as a JSON object: each name with
+    its values in order (a JSON list gives several, ``true`` a ticked box, ``false``
+    and ``null`` none), so one handler serves the form and the script."""
+    if request.content_type == "application/json":
+        body = await read_json(request)
+        if body is None:
+            return {}
+        if not isinstance(body, dict):
+            raise invalid("body: expected an object.")
+        out: Fields = {}
+        for key, value in body.items():
+            values = value if isinstance(value, list) else [value]
+            kept = ["on" if v is True else str(v) for v in values if v is not None and v is not False]
+            if kept:
+                out[key] = kept
+        return out
+    form = await read_form(request)
+    return {key: [str(v) for v in form.getall(key)] for key in set(form.keys())}
