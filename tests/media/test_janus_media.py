@@ -23,3 +23,22 @@ def test_a_tone_published_into_janus_reaches_a_subscriber(tmp_path: Path) -> Non
         result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["samples"] > 48000, result
     assert abs(result["frequency"] - 440) < 15, result
+
+
+def test_the_engine_gives_each_listener_only_its_channel_and_ending_the_floor_silences_it(tmp_path: Path) -> None:
+    """The Janus engine (server/media/janus_engine.py): a floor speaker (440 Hz) and a
+    Spanish booth interpreter (660 Hz); the floor listener hears 440 Hz, the booth
+    listener 660 Hz. When the floor ends (forwarding off at Janus), the floor listener
+    hears nothing from one second on, while the booth goes on."""
+    with network_namespace() as ns, running_janus(tmp_path, netns=ns) as janus:
+        done = ns.run(
+            [sys.executable, "-m", "tests.media.engine_peers", janus.url, janus.api_secret, janus.admin_key],
+            cwd=ROOT, timeout=120,
+        )
+        heard = json.loads(done.stdout.strip().splitlines()[-1])
+    assert abs(heard["floor_hz"] - 440) < 15, heard
+    assert abs(heard["booth_hz"] - 660) < 15, heard
+    assert heard["floor_level_before"] > 1000, heard
+    # Silence after the cut: nothing of the floor, and nothing of the booth either.
+    assert heard["floor_level_after"] < heard["floor_level_before"] / 100, heard
+    assert heard["booth_level_after"] > 1000, heard

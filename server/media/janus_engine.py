@@ -1,0 +1,189 @@
+"""The Janus media engine: one private VideoRoom per session room, driven by Parley.
+
+Every request to Janus is Parley's, with the deployment's API secret and, per room, a
+secret and a PIN that only this process knows: a browser, which never reaches Janus's
+API, can neither create, join nor moderate a room by itself. What a browser may send or
+hear is decided by the server (``server.media`` policy) before it calls this engine.
+
+* ``publish``: a participant's microphone into one channel ("floor", or a booth's
+  language). The publisher is a VideoRoom participant whose ``display`` is its channel.
+* ``set_forwarding``: whether Janus forwards a publisher at all (VideoRoom ``moderate``,
+  which mutes a stream at Janus whatever the browser keeps sending). Ending the floor,
+  a booth's hand-over and the "cough" button are this switch.
+* ``subscribe``: a listener's feeds (the floor, and their chosen channel), as one
+  multistream subscription; ``switch`` changes its channel without a new negotiation.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+
+from server.media.janus import JanusClient, JanusSession
+
+AUDIO_MID = "0"
+
+
+@dataclass
+class _Publisher:
+    handle: int
+    feed: int
+    channel: str
+    forwarding: bool = True
+
+
+@dataclass
+class _Room:
+    number: int
+    secret: str
+    pin: str
+    publishers: dict[str, _Publisher] = field(default_factory=dict)  # publisher key -> publisher
+    listeners: dict[str, int] = field(default_factory=dict)  # listener key -> subscriber handle
+
+
+class MediaError(Exception):
+    """A media request that cannot be served (unknown room, publisher or channel)."""
+
+
+class JanusEngine:
+    def __init__(self, client: JanusClient, *, admin_key: str | None = None) -> None:
+        self.client = client
+        self.admin_key = admin_key
+        self._session: JanusSession | None = None
+        self._rooms: dict[str, _Room] = {}
+
+    async def _janus(self) -> JanusSession:
+        if self._session is None or self._session.closed:
+            self._session = await self.client.create_session()
+        return self._session
+
+    def _room(self, room_key: str) -> _Room:
+        room = self._rooms.get(room_key)
+        if room is None:
+            raise MediaError("no media room for this session")
+        return room
+
+    async def open_room(self, room_key: str) -> None:
+        """Create the room's VideoRoom (once): private, with a secret and PIN of its own."""
+        if room_key in self._rooms:
+            return
+        janus = await self._janus()
+        handle = await janus.attach()
+        room = _Room(secrets.randbelow(2**52) + 1, secrets.token_urlsafe(24), secrets.token_urlsafe(24))
+        request = {
+            "request": "create", "room": room.number, "is_private": True, "secret": room.secret, "pin": room.pin,
+            "audiocodec": "opus", "publishers": 64, "description": room_key[:100],
+        }
+        if self.admin_key:
+            request["admin_key"] = self.admin_key
+        try:
+            await janus.message(handle, request)
+        finally:
+            await janus.detach(handle)
+        self._rooms[room_key] = room
+
+    async def close_room(self, room_key: str) -> None:
+        room = self._rooms.pop(room_key, None)
+        if room is None:
+            return
+        janus = await self._janus()
+        handle = await janus.attach()
+        try:
+            await janus.message(handle, {"request": "destroy", "room": room.number, "secret": room.secret})
+        finally:
+            await janus.detach(handle)
+
+    async def publish(self, room_key: str, publisher: str, channel: str, offer: str) -> str:
+        """Publish one participant's audio into ``channel``; returns the SDP answer."""
+        room = self._room(room_key)
+        janus = await self._janus()
+        if publisher in room.publishers:
+            await self.unpublish(room_key, publisher)
+        handle = await janus.attach()
+        try:
+            joined = await janus.message(
+                handle, {"request": "join", "ptype": "publisher", "room": room.number, "pin": room.pin,
+                         "display": channel},
+            )
+            answer = await janus.message(
+                handle, {"request": "publish", "audio": True, "video": False},
+                jsep={"type": "offer", "sdp": offer},
+            )
+        except Exception:
+            await janus.detach(handle)
+            raise
+        room.publishers[publisher] = _Publisher(handle, int(joined["id"]), channel)
+        return str(answer["jsep"]["sdp"])
+
+    async def unpublish(self, room_key: str, publisher: str) -> None:
+        room = self._room(room_key)
+        found = room.publishers.pop(publisher, None)
+        if found is not None:
+            await (await self._janus()).detach(found.handle)
+
+    async def set_forwarding(self, room_key: str, publisher: str, forwarding: bool) -> None:
+        """Forward a publisher's audio, or stop it at Janus (whatever the browser sends)."""
+        room = self._room(room_key)
+        found = room.publishers.get(publisher)
+        if found is None:
+            raise MediaError("no such publisher")
+        janus = await self._janus()
+        await janus.message(
+            found.handle,
+            {"request": "moderate", "room": room.number, "secret": room.secret, "id": found.feed,
+             "mid": AUDIO_MID, "mute": not forwarding},
+        )
+        found.forwarding = forwarding
+
+    async def live(self, room_key: str) -> set[str]:
+        """The publishers whose media is up (Janus lists them as publishing)."""
+        room = self._room(room_key)
+        if not room.publishers:
+            return set()
+        janus = await self._janus()
+        any_handle = next(iter(room.publishers.values())).handle
+        listed = await janus.message(any_handle, {"request": "listparticipants", "room": room.number})
+        up = {int(p["id"]) for p in listed.get("participants", []) if p.get("publisher")}
+        return {key for key, p in room.publishers.items() if p.feed in up}
+
+    def feeds(self, room_key: str, channel: str) -> list[int]:
+        return [p.feed for p in self._room(room_key).publishers.values() if p.channel == channel]
+
+    async def subscribe(self, room_key: str, listener: str, publishers: list[str]) -> str:
+        """Subscribe a listener to these publishers' audio; returns Janus's SDP offer
+        (the listener answers with ``start``)."""
+        room = self._room(room_key)
+        janus = await self._janus()
+        streams = [{"feed": room.publishers[p].feed, "mid": AUDIO_MID} for p in publishers if p in room.publishers]
+        if not streams:
+            raise MediaError("nothing to listen to")
+        handle = await janus.attach()
+        try:
+            offered = await janus.message(
+                handle, {"request": "join", "ptype": "subscriber", "room": room.number, "pin": room.pin,
+                         "streams": streams},
+            )
+        except Exception:
+            await janus.detach(handle)
+            raise
+        old = room.listeners.pop(listener, None)
+        if old is not None:
+            await janus.detach(old)
+        room.listeners[listener] = handle
+        return str(offered["jsep"]["sdp"])
+
+    async def start(self, room_key: str, listener: str, answer: str) -> None:
+        room = self._room(room_key)
+        handle = room.listeners.get(listener)
+        if handle is None:
+            raise MediaError("no such listener")
+        await (await self._janus()).message(handle, {"request": "start"}, jsep={"type": "answer", "sdp": answer})
+
+    async def aclose(self) -> None:
+        for room_key in list(self._rooms):
+            try:
+                await self.close_room(room_key)
+            except Exception:  # Janus may be gone already
+                self._rooms.pop(room_key, None)
+        if self._session is not None and not self._session.closed:
+            await self._session.destroy()

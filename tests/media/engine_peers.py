@@ -1,0 +1,111 @@
+"""Run inside a media test's network namespace: the Janus engine serves a floor speaker
+(one tone), a booth interpreter (another tone) and two listeners, one on the floor and one
+on the booth; then the floor's forwarding is switched off. Prints what each listener
+heard as JSON.
+
+    python -m tests.media.engine_peers JANUS_URL API_SECRET ADMIN_KEY
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from typing import Any
+
+import numpy as np
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+
+from server.media.janus import JanusClient
+from server.media.janus_engine import JanusEngine
+from tests.media.janus_peers import RATE, Tone, dominant_frequency
+
+FLOOR_HZ, BOOTH_HZ = 440.0, 660.0
+
+
+class Ear:
+    """A listener's peer connection; keeps (time, samples) of what it hears."""
+
+    def __init__(self) -> None:
+        self.pc = RTCPeerConnection()
+        self.heard: list[tuple[float, np.ndarray[Any, Any]]] = []
+        self._readers: list[asyncio.Task[None]] = []
+        self.pc.on("track", self._on_track)
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        async def read() -> None:
+            while True:
+                try:
+                    frame = await track.recv()
+                except Exception:
+                    return
+                pcm = frame.to_ndarray().astype(np.float64).reshape(-1, len(frame.layout.channels))[:, 0]
+                self.heard.append((time.monotonic(), pcm))
+
+        self._readers.append(asyncio.ensure_future(read()))
+
+    def window(self, start: float, end: float) -> np.ndarray[Any, Any]:
+        parts = [pcm for at, pcm in self.heard if start <= at < end]
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def level(samples: np.ndarray[Any, Any]) -> float:
+    return float(np.sqrt(np.mean(samples**2))) if len(samples) else 0.0
+
+
+async def speaker(engine: JanusEngine, room: str, key: str, channel: str, hz: float) -> RTCPeerConnection:
+    pc = RTCPeerConnection()
+    pc.addTrack(Tone(hz))
+    await pc.setLocalDescription(await pc.createOffer())
+    answer = await engine.publish(room, key, channel, pc.localDescription.sdp)
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+    return pc
+
+
+async def listener(engine: JanusEngine, room: str, key: str, publishers: list[str]) -> Ear:
+    ear = Ear()
+    offer = await engine.subscribe(room, key, publishers)
+    await ear.pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+    await ear.pc.setLocalDescription(await ear.pc.createAnswer())
+    await engine.start(room, key, ear.pc.localDescription.sdp)
+    return ear
+
+
+async def main(url: str, secret: str, admin_key: str) -> dict[str, Any]:
+    async with JanusClient(url, secret) as client:
+        engine = JanusEngine(client, admin_key=admin_key)
+        room = "session-1"
+        await engine.open_room(room)
+        try:
+            floor = await speaker(engine, room, "delegate", "floor", FLOOR_HZ)
+            booth = await speaker(engine, room, "interpreter-es", "es", BOOTH_HZ)
+            deadline = time.monotonic() + 15
+            while await engine.live(room) != {"delegate", "interpreter-es"}:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("publishers never came up")
+                await asyncio.sleep(0.1)
+            on_floor = await listener(engine, room, "listener-floor", ["delegate"])
+            on_booth = await listener(engine, room, "listener-es", ["interpreter-es"])
+            await asyncio.sleep(3.0)
+            t_on = time.monotonic()
+            await engine.set_forwarding(room, "delegate", False)  # the floor ends
+            cut = time.monotonic()
+            await asyncio.sleep(2.5)
+            end = time.monotonic()
+            result = {
+                "floor_hz": dominant_frequency(on_floor.window(t_on - 2.0, t_on), RATE),
+                "booth_hz": dominant_frequency(on_booth.window(t_on - 2.0, t_on), RATE),
+                "floor_level_before": level(on_floor.window(t_on - 2.0, t_on)),
+                "floor_level_after": level(on_floor.window(cut + 1.0, end)),
+                "booth_level_after": level(on_booth.window(cut + 1.0, end)),
+            }
+            for pc in (floor, booth, on_floor.pc, on_booth.pc):
+                await pc.close()
+            return result
+        finally:
+            await engine.aclose()
+
+
+if __name__ == "__main__":
+    print(json.dumps(asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3]))))
