@@ -50,6 +50,15 @@ class Ear:
         return np.concatenate(parts) if parts else np.zeros(0)
 
 
+def energy_at(samples: np.ndarray[Any, Any], hz: float) -> float:
+    """Spectral magnitude within 20 Hz of ``hz`` (normalised by length)."""
+    if not len(samples):
+        return 0.0
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples)))) / len(samples)
+    freqs = np.fft.rfftfreq(len(samples), 1 / RATE)
+    return float(spectrum[(freqs > hz - 20) & (freqs < hz + 20)].max())
+
+
 def level(samples: np.ndarray[Any, Any]) -> float:
     return float(np.sqrt(np.mean(samples**2))) if len(samples) else 0.0
 
@@ -107,5 +116,46 @@ async def main(url: str, secret: str, admin_key: str) -> dict[str, Any]:
             await engine.aclose()
 
 
+ACTIVE_HZ, STANDBY_HZ = 660.0, 880.0
+
+
+async def handover(url: str, secret: str, admin_key: str) -> dict[str, Any]:
+    """A booth with two interpreters, the standby connected but not forwarded; the
+    listener subscribes to both; the hand-over switches forwarding only."""
+    async with JanusClient(url, secret) as client:
+        engine = JanusEngine(client, admin_key=admin_key)
+        room = "session-2"
+        await engine.open_room(room)
+        try:
+            first = await speaker(engine, room, "interpreter-1", "es", ACTIVE_HZ)
+            second = await speaker(engine, room, "interpreter-2", "es", STANDBY_HZ)
+            deadline = time.monotonic() + 15
+            while await engine.live(room) != {"interpreter-1", "interpreter-2"}:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("publishers never came up")
+                await asyncio.sleep(0.1)
+            await engine.set_forwarding(room, "interpreter-2", False)  # the standby
+            ear = await listener(engine, room, "listener-es", ["interpreter-1", "interpreter-2"])
+            await asyncio.sleep(3.0)
+            switched = time.monotonic()
+            await engine.set_forwarding(room, "interpreter-2", True)
+            await engine.set_forwarding(room, "interpreter-1", False)
+            took = time.monotonic() - switched
+            await asyncio.sleep(2.5)
+            end = time.monotonic()
+            before, after = ear.window(switched - 2.0, switched), ear.window(switched + 1.0, end)
+            result = {
+                "switch_seconds": took,
+                "before": {"active": energy_at(before, ACTIVE_HZ), "standby": energy_at(before, STANDBY_HZ)},
+                "after": {"active": energy_at(after, ACTIVE_HZ), "standby": energy_at(after, STANDBY_HZ)},
+            }
+            for pc in (first, second, ear.pc):
+                await pc.close()
+            return result
+        finally:
+            await engine.aclose()
+
+
 if __name__ == "__main__":
-    print(json.dumps(asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3]))))
+    scenario = handover if sys.argv[4:] == ["handover"] else main
+    print(json.dumps(asyncio.run(scenario(sys.argv[1], sys.argv[2], sys.argv[3]))))

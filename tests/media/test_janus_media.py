@@ -42,3 +42,21 @@ def test_the_engine_gives_each_listener_only_its_channel_and_ending_the_floor_si
     # Silence after the cut: nothing of the floor, and nothing of the booth either.
     assert heard["floor_level_after"] < heard["floor_level_before"] / 100, heard
     assert heard["booth_level_after"] > 1000, heard
+
+
+def test_a_booth_hand_over_only_switches_forwarding_and_the_listener_hears_the_new_voice(tmp_path: Path) -> None:
+    """Two interpreters publish into the Spanish booth, the standby (880 Hz) connected
+    but not forwarded; the listener hears the active one (660 Hz). The hand-over swaps
+    forwarding at Janus: from one second later the listener hears 880 Hz and no longer
+    660 Hz, with no new negotiation."""
+    with network_namespace() as ns, running_janus(tmp_path, netns=ns) as janus:
+        done = ns.run(
+            [sys.executable, "-m", "tests.media.engine_peers", janus.url, janus.api_secret, janus.admin_key,
+             "handover"],
+            cwd=ROOT, timeout=120,
+        )
+        heard = json.loads(done.stdout.strip().splitlines()[-1])
+    before, after = heard["before"], heard["after"]
+    assert before["active"] > 100 * max(before["standby"], 1.0), heard
+    assert after["standby"] > 100 * max(after["active"], 1.0), heard
+    assert heard["switch_seconds"] < 1.0, heard
