@@ -90,6 +90,8 @@ class Settings:
     media_engine: str = "embedded"
     janus_url: str | None = None
     janus_api_secret: str | None = field(default=None, repr=False)
+    # The VideoRoom plugin's admin_key: only a holder creates rooms.
+    janus_admin_key: str | None = field(default=None, repr=False)
     ice_servers: tuple[IceServer, ...] = ()
     turn_secret: str | None = field(default=None, repr=False)
 
@@ -210,6 +212,7 @@ def load_settings() -> Settings:
         media_engine=media.engine,
         janus_url=media.janus_url,
         janus_api_secret=media.janus_api_secret,
+        janus_admin_key=media.janus_admin_key,
         ice_servers=media.ice_servers,
         turn_secret=media.turn_secret,
     )
@@ -283,6 +286,7 @@ class _Media(NamedTuple):
     engine: str
     janus_url: str | None
     janus_api_secret: str | None
+    janus_admin_key: str | None
     ice_servers: tuple[IceServer, ...]
     turn_secret: str | None
 
@@ -302,7 +306,12 @@ def _media_settings() -> _Media:
         if server.is_turn and turn_secret is None and not (server.username and server.credential):
             raise ValueError("PARLEY_ICE_SERVERS: a TURN server needs PARLEY_TURN_SECRET (or a username and credential).")
     return _Media(
-        engine, janus_url.rstrip("/") if janus_url else None, _env("PARLEY_JANUS_API_SECRET"), servers, turn_secret
+        engine,
+        janus_url.rstrip("/") if janus_url else None,
+        _env("PARLEY_JANUS_API_SECRET"),
+        _env("PARLEY_JANUS_ADMIN_KEY"),
+        servers,
+        turn_secret,
     )
 
 

@@ -21,9 +21,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = Path("/usr/bin/docker-compose")
 NGINX_CONF = ROOT / "deploy" / "nginx.conf"
-SERVICES = {"postgres", "redis", "migrate", "parley1", "parley2", "proxy"}
+SERVICES = {"postgres", "redis", "migrate", "parley1", "parley2", "proxy", "janus", "coturn"}
 SERVERS = ("parley1", "parley2")
 SECRET = "test-secret-not-for-production"
+MEDIA_SECRETS = {
+    "PARLEY_JANUS_API_SECRET": "janus-api-secret-for-the-test",
+    "PARLEY_JANUS_ADMIN_KEY": "janus-admin-key-for-the-test",
+    "PARLEY_TURN_SECRET": "turn-secret-for-the-test",
+}
 
 
 def _clean_env() -> dict[str, str]:
@@ -76,7 +81,7 @@ def _parse_yaml(text: str) -> Any:
 
 @pytest.fixture(scope="module")
 def config(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    env = _clean_env() | {"PARLEY_SECRET_KEY": SECRET}
+    env = _clean_env() | {"PARLEY_SECRET_KEY": SECRET} | MEDIA_SECRETS
     result = _compose(["config"], env, tmp_path_factory.mktemp("compose"))
     assert result.returncode == 0, result.stderr
     parsed = _parse_yaml(result.stdout)
@@ -179,7 +184,7 @@ def test_nginx_proxies_socketio_websocket_upgrades() -> None:
 
 @pytest.mark.parametrize("secret", [None, ""], ids=["unset", "empty"])
 def test_config_requires_the_secret_key(secret: str | None, tmp_path: Path) -> None:
-    env = _clean_env()
+    env = _clean_env() | MEDIA_SECRETS
     if secret is not None:
         env["PARLEY_SECRET_KEY"] = secret
     result = _compose(["config"], env, tmp_path)
@@ -210,3 +215,40 @@ def test_nginx_ends_tls_with_modern_protocols_and_hsts(config: dict[str, Any]) -
     env = _environment(config["services"]["parley1"])
     assert env["PARLEY_BASE_URL"].startswith("https://")
     assert env["PARLEY_ALLOWED_ORIGINS"].startswith("https://")
+
+
+@pytest.mark.parametrize("name", sorted(MEDIA_SECRETS))
+def test_config_requires_every_media_secret(name: str, tmp_path: Path) -> None:
+    env = _clean_env() | {"PARLEY_SECRET_KEY": SECRET} | {k: v for k, v in MEDIA_SECRETS.items() if k != name}
+    result = _compose(["config"], env, tmp_path)
+    assert result.returncode != 0
+    assert name in result.stdout + result.stderr
+
+
+def test_parley_drives_janus_whose_api_is_not_published(config: dict[str, Any]) -> None:
+    services = config["services"]
+    janus = services["janus"]
+    janus_env = _environment(janus)
+    for name in SERVERS:
+        env = _environment(services[name])
+        assert env["PARLEY_MEDIA_ENGINE"] == "janus"
+        assert env["PARLEY_JANUS_URL"] == "http://janus:8088/janus"
+        assert env["PARLEY_JANUS_API_SECRET"] == janus_env["JANUS_API_SECRET"] == MEDIA_SECRETS["PARLEY_JANUS_API_SECRET"]
+        assert env["PARLEY_JANUS_ADMIN_KEY"] == janus_env["JANUS_ADMIN_KEY"]
+        servers = json.loads(env["PARLEY_ICE_SERVERS"])
+        assert servers and all(url.startswith("turn:") for s in servers for url in s["urls"])
+    published = json.dumps(janus.get("ports", []))
+    assert "8088" not in published  # the API stays on the compose network
+    assert "udp" in published  # media goes straight to browsers
+    entrypoint = (ROOT / "deploy" / "janus" / "entrypoint.sh").read_text()
+    assert 'api_secret = "$JANUS_API_SECRET"' in entrypoint and 'admin_key = "$JANUS_ADMIN_KEY"' in entrypoint
+
+
+def test_coturn_uses_the_shared_secret_and_no_static_password(config: dict[str, Any]) -> None:
+    coturn = config["services"]["coturn"]
+    command = " ".join(coturn["command"]) if isinstance(coturn["command"], list) else coturn["command"]
+    assert "--use-auth-secret" in command
+    assert f"--static-auth-secret={MEDIA_SECRETS['PARLEY_TURN_SECRET']}" in command
+    for name in SERVERS:
+        assert _environment(config["services"][name])["PARLEY_TURN_SECRET"] == MEDIA_SECRETS["PARLEY_TURN_SECRET"]
+    assert "--user" not in command and "lt-cred-mech" not in command

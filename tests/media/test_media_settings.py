@@ -21,7 +21,7 @@ NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
-    for name in ("PARLEY_MEDIA_ENGINE", "PARLEY_JANUS_URL", "PARLEY_JANUS_API_SECRET", "PARLEY_ICE_SERVERS",
+    for name in ("PARLEY_MEDIA_ENGINE", "PARLEY_JANUS_URL", "PARLEY_JANUS_API_SECRET", "PARLEY_JANUS_ADMIN_KEY", "PARLEY_ICE_SERVERS",
                  "PARLEY_TURN_SECRET"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PARLEY_VAR_DIR", str(tmp_path / "var"))
@@ -40,9 +40,11 @@ def test_janus_needs_its_url(env: pytest.MonkeyPatch) -> None:
         load_settings()
     env.setenv("PARLEY_JANUS_URL", "http://janus:8088/janus/")
     env.setenv("PARLEY_JANUS_API_SECRET", "s3cret")
+    env.setenv("PARLEY_JANUS_ADMIN_KEY", "adm1n")
     settings = load_settings()
     assert settings.media_engine == "janus" and settings.janus_url == "http://janus:8088/janus"
-    assert "s3cret" not in repr(settings)
+    assert settings.janus_api_secret == "s3cret" and settings.janus_admin_key == "adm1n"
+    assert "s3cret" not in repr(settings) and "adm1n" not in repr(settings)
 
 
 @pytest.mark.parametrize(
