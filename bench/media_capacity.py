@@ -134,7 +134,7 @@ def janus_cpu_seconds(pid: int) -> float:
 async def inside(args: argparse.Namespace) -> dict[str, Any]:
     from server.media.janus import JanusClient
     from server.media.janus_engine import JanusEngine
-    from tests.media.engine_peers import speaker
+    from tests.media.engine_peers import speaker, until_live
 
     results = []
     async with JanusClient(args.janus_url, args.janus_secret) as client:
@@ -146,11 +146,7 @@ async def inside(args: argparse.Namespace) -> dict[str, Any]:
                 await speaker(engine, "bench", "interp-en", "en", 550.0),
                 await speaker(engine, "bench", "interp-es", "es", 660.0),
             ]
-            deadline = time.monotonic() + 20
-            while await engine.live("bench") != {"floor", "interp-en", "interp-es"}:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("publishers never came up")
-                await asyncio.sleep(0.1)
+            await until_live(engine, "bench", {"floor", "interp-en", "interp-es"}, timeout=20)
             room = engine._rooms["bench"]
             feeds = {p.channel: p.feed for p in room.publishers.values()}
             for listeners in args.listeners:

@@ -81,6 +81,15 @@ async def listener(engine: JanusEngine, room: str, key: str, publishers: list[st
     return ear
 
 
+async def until_live(engine: JanusEngine, room: str, publishers: set[str], timeout: float = 15.0) -> None:
+    """Wait until these publishers' media is up (their feeds exist for subscribers)."""
+    deadline = time.monotonic() + timeout
+    while await engine.live(room) != publishers:
+        if time.monotonic() > deadline:
+            raise RuntimeError("publishers never came up")
+        await asyncio.sleep(0.1)
+
+
 async def main(url: str, secret: str, admin_key: str) -> dict[str, Any]:
     async with JanusClient(url, secret) as client:
         engine = JanusEngine(client, admin_key=admin_key)
@@ -89,11 +98,7 @@ async def main(url: str, secret: str, admin_key: str) -> dict[str, Any]:
         try:
             floor = await speaker(engine, room, "delegate", "floor", FLOOR_HZ)
             booth = await speaker(engine, room, "interpreter-es", "es", BOOTH_HZ)
-            deadline = time.monotonic() + 15
-            while await engine.live(room) != {"delegate", "interpreter-es"}:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("publishers never came up")
-                await asyncio.sleep(0.1)
+            await until_live(engine, room, {"delegate", "interpreter-es"})
             on_floor = await listener(engine, room, "listener-floor", ["delegate"])
             on_booth = await listener(engine, room, "listener-es", ["interpreter-es"])
             await asyncio.sleep(3.0)
@@ -129,11 +134,7 @@ async def handover(url: str, secret: str, admin_key: str) -> dict[str, Any]:
         try:
             first = await speaker(engine, room, "interpreter-1", "es", ACTIVE_HZ)
             second = await speaker(engine, room, "interpreter-2", "es", STANDBY_HZ)
-            deadline = time.monotonic() + 15
-            while await engine.live(room) != {"interpreter-1", "interpreter-2"}:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("publishers never came up")
-                await asyncio.sleep(0.1)
+            await until_live(engine, room, {"interpreter-1", "interpreter-2"})
             await engine.set_forwarding(room, "interpreter-2", False)  # the standby
             ear = await listener(engine, room, "listener-es", ["interpreter-1", "interpreter-2"])
             await asyncio.sleep(3.0)
