@@ -476,41 +476,8 @@ class StormWorker:
 
 
 async def worker_main() -> None:
-    """A client worker: JSON commands on stdin, one JSON reply per line on stdout."""
-    import logging
-
-    logging.basicConfig(level=logging.ERROR)
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=2**26)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    worker = StormWorker()
-    out = sys.stdout.buffer
-    tasks: set[asyncio.Task[None]] = set()
-    closed = asyncio.Event()
-
-    async def handle(cmd: dict[str, Any]) -> None:
-        try:
-            result = await getattr(worker, "op_" + cmd["op"])(**cmd.get("args", {}))
-            reply = {"id": cmd["id"], "ok": True, "result": result}
-        except Exception as exc:
-            reply = {"id": cmd["id"], "ok": False, "error": f"{type(exc).__name__}: {exc}"}
-        out.write(json.dumps(reply).encode() + b"\n")
-        out.flush()
-        if cmd["op"] == "close":
-            closed.set()
-
-    while not closed.is_set():
-        line = await reader.readline()
-        if not line:
-            await worker.op_close()
-            break
-        task = asyncio.create_task(handle(json.loads(line)))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-    await asyncio.sleep(0)
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    """A client worker of this benchmark (room_broadcast's command loop)."""
+    await rb.serve_worker(StormWorker(), read_limit=2**26)
 
 
 class StormWorkerProcess(rb.WorkerProcess):
@@ -855,16 +822,7 @@ async def scenario(kind: str, label: str, server: Server, workers: list[StormWor
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    loop = asyncio.get_running_loop()
-    main_task = asyncio.current_task()
-
-    def on_signal() -> None:
-        rb.STATE["interrupted"] = True
-        if main_task is not None:
-            main_task.cancel()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal)
+    rb.cancel_on_signals()
 
     started = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="parley-storm-"))

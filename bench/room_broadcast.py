@@ -339,6 +339,10 @@ class ClientWorker:
         if self.kind == "baseline":
             await self.ws[0].send_str(text)
             return
+        await self._send_chat(self.sio[0], text, lambda seq: f"m{seq}")
+
+    async def _send_chat(self, sender: Any, text: str, idem: Callable[[int], str]) -> None:
+        """``chat.send`` from ``sender``, its acknowledgement time recorded (or its error)."""
         self.sent += 1
         seq, tag = self.sent, self.rec.tag
         self.acks[seq] = (tag, time.time_ns())
@@ -352,7 +356,7 @@ class ClientWorker:
             else:
                 self.rec.acks_failed.append(ack)
 
-        fut = await self.sio[0].emit("chat.send", {"session_id": self.session_id, "text": text, "idem": f"m{seq}"})
+        fut = await sender.emit("chat.send", {"session_id": self.session_id, "text": text, "idem": idem(seq)})
         fut.add_done_callback(lambda f: on_ack(f.result()) if not f.exception() else None)
 
     async def op_send(self, tag: str, events: int, rate: float) -> dict[str, Any]:
@@ -392,15 +396,16 @@ class ClientWorker:
         return {}
 
 
-async def worker_main() -> None:
-    """A client worker: JSON commands on stdin, one JSON reply per line on stdout."""
+async def serve_worker(worker: Any, read_limit: int = 2**24) -> None:
+    """Run a client worker: JSON commands on stdin (``{"id", "op", "args"}``, each run as
+    ``worker.op_<op>(**args)``), one JSON reply per line on stdout, until ``close`` or
+    the end of stdin. Shared by the benchmarks' worker processes."""
     import logging
 
     logging.basicConfig(level=logging.ERROR)
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=2**24)
+    reader = asyncio.StreamReader(limit=read_limit)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    worker = ClientWorker()
     out = sys.stdout.buffer
     tasks: set[asyncio.Task[None]] = set()
     closed = asyncio.Event()
@@ -428,6 +433,11 @@ async def worker_main() -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def worker_main() -> None:
+    """A client worker of this benchmark."""
+    await serve_worker(ClientWorker())
 
 
 class WorkerProcess:
@@ -852,7 +862,9 @@ def machine() -> dict[str, Any]:
     }
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
+def cancel_on_signals() -> None:
+    """SIGINT and SIGTERM mark the run interrupted and cancel the running task, so that
+    the ``finally`` blocks stop every subprocess it started."""
     loop = asyncio.get_running_loop()
     main_task = asyncio.current_task()
 
@@ -863,6 +875,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    cancel_on_signals()
     rows = []
     for n in args.clients:
         check_interrupted()

@@ -74,25 +74,9 @@ class ScaleWorker(rb.ClientWorker):
     """room_broadcast's client worker; the sender is this worker's first client."""
 
     async def _send_one(self, text: str) -> None:
-        self.sent += 1
-        seq, tag = self.sent, self.rec.tag
-        self.acks[seq] = (tag, time.time_ns())
-
-        def on_ack(ack: dict[str, Any]) -> None:
-            tag_, sent_ns = self.acks.pop(seq)
-            if tag_ != self.rec.tag:
-                return
-            if ack.get("ok"):
-                self.rec.ack_ns.append(time.time_ns() - sent_ns)
-            else:
-                self.rec.acks_failed.append(ack)
-
-        sender = self.sio[min(self.sio)]
         # Unique across runs: the same member sending a key again gets its earlier
         # message back (an idempotent replay), not a new one.
-        fut = await sender.emit("chat.send", {"session_id": self.session_id, "text": text,
-                                              "idem": f"{RUN_KEY}-{seq}"})
-        fut.add_done_callback(lambda f: on_ack(f.result()) if not f.exception() else None)
+        await self._send_chat(self.sio[min(self.sio)], text, lambda seq: f"{RUN_KEY}-{seq}")
 
 
 class ScaleWorkerProcess(rb.WorkerProcess):
@@ -540,16 +524,7 @@ def report(result: dict[str, Any]) -> str:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    loop = asyncio.get_running_loop()
-    main_task = asyncio.current_task()
-
-    def on_signal() -> None:
-        rb.STATE["interrupted"] = True
-        if main_task is not None:
-            main_task.cancel()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal)
+    rb.cancel_on_signals()
     started = time.perf_counter()
     db = ScratchDb(args.pg_host, args.pg_port, args.pg_user, args.pg_admin_db)
     secret = secrets.token_urlsafe(48)
