@@ -132,30 +132,19 @@ def janus_cpu_seconds(pid: int) -> float:
 
 
 async def inside(args: argparse.Namespace) -> dict[str, Any]:
-    from server.media.janus import JanusClient
-    from server.media.janus_engine import JanusEngine
-    from tests.media.engine_peers import speaker, until_live
+    from tests.media.engine_peers import engine_room, speaker, until_live
 
     results = []
-    async with JanusClient(args.janus_url, args.janus_secret) as client:
-        engine = JanusEngine(client, admin_key=args.janus_admin_key)
-        await engine.open_room("bench")
-        try:
-            speakers = [
-                await speaker(engine, "bench", "floor", "floor", 440.0),
-                await speaker(engine, "bench", "interp-en", "en", 550.0),
-                await speaker(engine, "bench", "interp-es", "es", 660.0),
-            ]
-            await until_live(engine, "bench", {"floor", "interp-en", "interp-es"}, timeout=20)
-            room = engine._rooms["bench"]
-            feeds = {p.channel: p.feed for p in room.publishers.values()}
-            for listeners in args.listeners:
-                results.append(await measure(args, listeners, room.number, room.pin, feeds))
-                print(json.dumps(results[-1]), file=sys.stderr, flush=True)
-            for pc in speakers:
-                await pc.close()
-        finally:
-            await engine.aclose()
+    async with engine_room(args.janus_url, args.janus_secret, args.janus_admin_key, "bench") as (engine, peers):
+        peers.append(await speaker(engine, "bench", "floor", "floor", 440.0))
+        peers.append(await speaker(engine, "bench", "interp-en", "en", 550.0))
+        peers.append(await speaker(engine, "bench", "interp-es", "es", 660.0))
+        await until_live(engine, "bench", {"floor", "interp-en", "interp-es"}, timeout=20)
+        room = engine._rooms["bench"]
+        feeds = {p.channel: p.feed for p in room.publishers.values()}
+        for listeners in args.listeners:
+            results.append(await measure(args, listeners, room.number, room.pin, feeds))
+            print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     return {"runs": results}
 
 

@@ -12,6 +12,8 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import numpy as np
@@ -90,35 +92,46 @@ async def until_live(engine: JanusEngine, room: str, publishers: set[str], timeo
         await asyncio.sleep(0.1)
 
 
-async def main(url: str, secret: str, admin_key: str) -> dict[str, Any]:
+@asynccontextmanager
+async def engine_room(
+    url: str, secret: str, admin_key: str, room: str
+) -> AsyncIterator[tuple[JanusEngine, list[RTCPeerConnection]]]:
+    """A Janus engine with ``room`` open; the peer connections put in the list are
+    closed, and the engine's rooms and session ended, on the way out."""
     async with JanusClient(url, secret) as client:
         engine = JanusEngine(client, admin_key=admin_key)
-        room = "session-1"
         await engine.open_room(room)
+        peers: list[RTCPeerConnection] = []
         try:
-            floor = await speaker(engine, room, "delegate", "floor", FLOOR_HZ)
-            booth = await speaker(engine, room, "interpreter-es", "es", BOOTH_HZ)
-            await until_live(engine, room, {"delegate", "interpreter-es"})
-            on_floor = await listener(engine, room, "listener-floor", ["delegate"])
-            on_booth = await listener(engine, room, "listener-es", ["interpreter-es"])
-            await asyncio.sleep(3.0)
-            t_on = time.monotonic()
-            await engine.set_forwarding(room, "delegate", False)  # the floor ends
-            cut = time.monotonic()
-            await asyncio.sleep(2.5)
-            end = time.monotonic()
-            result = {
-                "floor_hz": dominant_frequency(on_floor.window(t_on - 2.0, t_on), RATE),
-                "booth_hz": dominant_frequency(on_booth.window(t_on - 2.0, t_on), RATE),
-                "floor_level_before": level(on_floor.window(t_on - 2.0, t_on)),
-                "floor_level_after": level(on_floor.window(cut + 1.0, end)),
-                "booth_level_after": level(on_booth.window(cut + 1.0, end)),
-            }
-            for pc in (floor, booth, on_floor.pc, on_booth.pc):
-                await pc.close()
-            return result
+            yield engine, peers
         finally:
+            for pc in peers:
+                await pc.close()
             await engine.aclose()
+
+
+async def main(url: str, secret: str, admin_key: str) -> dict[str, Any]:
+    room = "session-1"
+    async with engine_room(url, secret, admin_key, room) as (engine, peers):
+        peers.append(await speaker(engine, room, "delegate", "floor", FLOOR_HZ))
+        peers.append(await speaker(engine, room, "interpreter-es", "es", BOOTH_HZ))
+        await until_live(engine, room, {"delegate", "interpreter-es"})
+        on_floor = await listener(engine, room, "listener-floor", ["delegate"])
+        on_booth = await listener(engine, room, "listener-es", ["interpreter-es"])
+        peers += [on_floor.pc, on_booth.pc]
+        await asyncio.sleep(3.0)
+        t_on = time.monotonic()
+        await engine.set_forwarding(room, "delegate", False)  # the floor ends
+        cut = time.monotonic()
+        await asyncio.sleep(2.5)
+        end = time.monotonic()
+        return {
+            "floor_hz": dominant_frequency(on_floor.window(t_on - 2.0, t_on), RATE),
+            "booth_hz": dominant_frequency(on_booth.window(t_on - 2.0, t_on), RATE),
+            "floor_level_before": level(on_floor.window(t_on - 2.0, t_on)),
+            "floor_level_after": level(on_floor.window(cut + 1.0, end)),
+            "booth_level_after": level(on_booth.window(cut + 1.0, end)),
+        }
 
 
 ACTIVE_HZ, STANDBY_HZ = 660.0, 880.0
@@ -127,34 +140,27 @@ ACTIVE_HZ, STANDBY_HZ = 660.0, 880.0
 async def handover(url: str, secret: str, admin_key: str) -> dict[str, Any]:
     """A booth with two interpreters, the standby connected but not forwarded; the
     listener subscribes to both; the hand-over switches forwarding only."""
-    async with JanusClient(url, secret) as client:
-        engine = JanusEngine(client, admin_key=admin_key)
-        room = "session-2"
-        await engine.open_room(room)
-        try:
-            first = await speaker(engine, room, "interpreter-1", "es", ACTIVE_HZ)
-            second = await speaker(engine, room, "interpreter-2", "es", STANDBY_HZ)
-            await until_live(engine, room, {"interpreter-1", "interpreter-2"})
-            await engine.set_forwarding(room, "interpreter-2", False)  # the standby
-            ear = await listener(engine, room, "listener-es", ["interpreter-1", "interpreter-2"])
-            await asyncio.sleep(3.0)
-            switched = time.monotonic()
-            await engine.set_forwarding(room, "interpreter-2", True)
-            await engine.set_forwarding(room, "interpreter-1", False)
-            took = time.monotonic() - switched
-            await asyncio.sleep(2.5)
-            end = time.monotonic()
-            before, after = ear.window(switched - 2.0, switched), ear.window(switched + 1.0, end)
-            result = {
-                "switch_seconds": took,
-                "before": {"active": energy_at(before, ACTIVE_HZ), "standby": energy_at(before, STANDBY_HZ)},
-                "after": {"active": energy_at(after, ACTIVE_HZ), "standby": energy_at(after, STANDBY_HZ)},
-            }
-            for pc in (first, second, ear.pc):
-                await pc.close()
-            return result
-        finally:
-            await engine.aclose()
+    room = "session-2"
+    async with engine_room(url, secret, admin_key, room) as (engine, peers):
+        peers.append(await speaker(engine, room, "interpreter-1", "es", ACTIVE_HZ))
+        peers.append(await speaker(engine, room, "interpreter-2", "es", STANDBY_HZ))
+        await until_live(engine, room, {"interpreter-1", "interpreter-2"})
+        await engine.set_forwarding(room, "interpreter-2", False)  # the standby
+        ear = await listener(engine, room, "listener-es", ["interpreter-1", "interpreter-2"])
+        peers.append(ear.pc)
+        await asyncio.sleep(3.0)
+        switched = time.monotonic()
+        await engine.set_forwarding(room, "interpreter-2", True)
+        await engine.set_forwarding(room, "interpreter-1", False)
+        took = time.monotonic() - switched
+        await asyncio.sleep(2.5)
+        end = time.monotonic()
+        before, after = ear.window(switched - 2.0, switched), ear.window(switched + 1.0, end)
+        return {
+            "switch_seconds": took,
+            "before": {"active": energy_at(before, ACTIVE_HZ), "standby": energy_at(before, STANDBY_HZ)},
+            "after": {"active": energy_at(after, ACTIVE_HZ), "standby": energy_at(after, STANDBY_HZ)},
+        }
 
 
 if __name__ == "__main__":
