@@ -120,12 +120,13 @@ def create_app(settings: Settings) -> web.Application:
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine, info=audit.session_info(settings))
     bus = EventBus()
+    exclusive = settings.redis_url is None  # the only process: see RoomLog
     appender = (
         SqliteAppender(settings.database_url, RoomEvent.__table__)  # type: ignore[arg-type]
-        if settings.redis_url is None and settings.database_url.startswith("sqlite")
+        if exclusive and settings.database_url.startswith("sqlite")
         else None
     )
-    room_log = RoomLog(sessions, exclusive=settings.redis_url is None, appender=appender)
+    room_log = RoomLog(sessions, exclusive=exclusive, appender=appender)
     rooms = RoomService(room_log, make_chat_limit(settings.chat_rate, settings.chat_burst))
     services = Services(settings=settings, sessions=sessions, bus=bus, rooms=rooms)
     lease = ProcessLease(

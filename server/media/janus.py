@@ -84,29 +84,30 @@ class JanusClient:
             await self.http.close()
             self.http = None
 
+    async def fetch(
+        self, method: str, path: str, *, body: Any = None, params: dict[str, str] | None = None,
+        seconds: float = REQUEST_TIMEOUT,
+    ) -> Any:
+        """One HTTP exchange with the API: its JSON answer, or ``JanusUnavailable``."""
+        try:
+            async with self._session().request(
+                method, f"{self.url}{path}", json=body, params=params, timeout=aiohttp.ClientTimeout(total=seconds)
+            ) as r:
+                return await r.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise JanusUnavailable(f"Janus did not answer: {type(exc).__name__}") from exc
+
     async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """One API request; returns Janus's reply (``success``, ``ack``, ...) or raises."""
         payload = {**body, "transaction": body.get("transaction") or _transaction()}
         if self.api_secret:
             payload["apisecret"] = self.api_secret
-        try:
-            async with self._session().post(
-                f"{self.url}{path}", json=payload, timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
-            ) as r:
-                reply: dict[str, Any] = await r.json(content_type=None)
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise JanusUnavailable(f"Janus did not answer: {type(exc).__name__}") from exc
+        reply: dict[str, Any] = await self.fetch("POST", path, body=payload)
         _raise_for(reply)
         return reply
 
     async def info(self) -> dict[str, Any]:
-        try:
-            async with self._session().get(
-                f"{self.url}/info", timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
-            ) as r:
-                reply: dict[str, Any] = await r.json(content_type=None)
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise JanusUnavailable(f"Janus did not answer: {type(exc).__name__}") from exc
+        reply: dict[str, Any] = await self.fetch("GET", "/info")
         return reply
 
     async def create_session(self) -> JanusSession:
@@ -138,16 +139,11 @@ class JanusSession:
         failures = 0
         while not self.closed:
             try:
-                async with self.client._session().get(
-                    f"{self.client.url}/{self.id}", params=params, timeout=aiohttp.ClientTimeout(total=60)
-                ) as r:
-                    got = await r.json(content_type=None)
+                got = await self.client.fetch("GET", f"/{self.id}", params=params, seconds=60)
                 failures = 0
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:  # Janus away: keep trying, the session may still live
                 failures += 1
-                log.warning("janus long poll failed (%d): %s", failures, type(exc).__name__)
+                log.warning("janus long poll failed (%d): %s", failures, exc)
                 await asyncio.sleep(min(5.0, 0.2 * 2**failures))
                 continue
             for event in got if isinstance(got, list) else [got]:

@@ -146,9 +146,6 @@ class JanusEngine:
         up = {int(p["id"]) for p in listed.get("participants", []) if p.get("publisher")}
         return {key for key, p in room.publishers.items() if p.feed in up}
 
-    def feeds(self, room_key: str, channel: str) -> list[int]:
-        return [p.feed for p in self._room(room_key).publishers.values() if p.channel == channel]
-
     async def subscribe(self, room_key: str, listener: str, publishers: list[str]) -> str:
         """Subscribe a listener to these publishers' audio; returns Janus's SDP offer
         (the listener answers with ``start``)."""

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -45,8 +44,9 @@ class SqliteAppender:
         self.processors: dict[str, Callable[[Any], Any] | None] = {
             name: table.c[name].type.bind_processor(dialect) for name in self.columns
         }
+        # One thread: the connection below is made, used and closed only in it.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="room-append")
-        self._local = threading.local()
+        self._conn: sqlite3.Connection | None = None
 
     def _params(self, row: dict[str, Any]) -> tuple[Any, ...]:
         out = []
@@ -63,13 +63,11 @@ class SqliteAppender:
         await loop.run_in_executor(self._executor, self._write, params)
 
     def _connection(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.database, check_same_thread=True)
+        if self._conn is None:
+            self._conn = sqlite3.connect(self.database, check_same_thread=True)
             for pragma in sqlite_pragmas():
-                conn.execute(pragma)
-            self._local.conn = conn
-        return conn
+                self._conn.execute(pragma)
+        return self._conn
 
     def _write(self, params: list[tuple[Any, ...]]) -> None:
         conn = self._connection()
@@ -89,10 +87,9 @@ class SqliteAppender:
             raise
 
     def _close(self) -> None:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     async def aclose(self) -> None:
         loop = asyncio.get_running_loop()
