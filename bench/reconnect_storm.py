@@ -575,35 +575,8 @@ class Db:
 
 async def load(tmp: Path, rooms: int, per_room: int, secret: str) -> tuple[list[str], list[list[str]]]:
     """Migrate a fresh SQLite database; one visit of ``per_room`` experts per room."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    from server.audit import service as audit
-    from server.config import Settings
-    from server.db import migrate
-    from server.db.session import make_engine, make_sessionmaker
-    from tests.fixtures.world import build_world
-
     var = tmp / "var"
-    var.mkdir(parents=True, exist_ok=True)
-    url = f"sqlite+aiosqlite:///{var / 'parley.db'}"
-    await migrate.upgrade_async(url)
-    settings = Settings(
-        var_dir=var, database_url=url, redis_url=None, storage_dir=var / "storage",
-        host="127.0.0.1", port=0, base_url="http://127.0.0.1", allowed_origins=(),
-        secret_key=secret.encode(),
-    )
-    engine = make_engine(url)
-    sessions, tokens = [], []
-    keys = ["expert"] + [f"expert{i + 2}" for i in range(per_room - 1)]
-    try:
-        for _ in range(rooms):
-            async with make_sessionmaker(engine, info=audit.session_info(settings))() as db:
-                world = await build_world(db, settings, extra_experts=per_room - 1)
-            sessions.append(world.sessions["open"])
-            tokens.append([world.members[k].invite_token for k in keys])
-    finally:
-        await engine.dispose()
-    return sessions, tokens
+    return await rb.load_rooms(f"sqlite+aiosqlite:///{var / 'parley.db'}", var, secret, rooms, per_room)
 
 
 async def login(http: aiohttp.ClientSession, url: str, token: str, tries: int = 6) -> str:
@@ -829,19 +802,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     port = rb.free_port()
     url = f"http://127.0.0.1:{port}"
     secret = secrets.token_urlsafe(48)
-    env = {
-        **os.environ,
-        "PARLEY_VAR_DIR": str(tmp / "var"),
-        "PARLEY_SECRET_KEY": secret,
-        "PARLEY_HOST": "127.0.0.1",
-        "PARLEY_PORT": str(port),
-        # The writer catches up on a backlog after the outage: lift its chat limit.
-        "PARLEY_CHAT_RATE": str(max(10.0, 4 * args.writer_rate)),
-        "PARLEY_CHAT_BURST": "1000",
-    }
-    for key in ("PARLEY_DATABASE_URL", "PARLEY_REDIS_URL", "PARLEY_BASE_URL", "PARLEY_ALLOWED_ORIGINS",
-                "PARLEY_STORAGE_DIR"):
-        env.pop(key, None)
+    # The writer catches up on a backlog after the outage: lift its chat limit.
+    env = rb.embedded_env(tmp, port, secret, chat_rate=max(10.0, 4 * args.writer_rate))
     argv = [*shlex.split(args.parley), "serve", "--host", "127.0.0.1", "--port", str(port)]
     server = Server("parley", argv, tmp, env, url)
     workers = [StormWorkerProcess(i) for i in range(args.client_procs)]
@@ -1056,13 +1018,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--scenarios: kill and/or term")
     if args.rooms < 1 or args.per_room < 2 or args.client_procs < 1 or args.writer_rate <= 0:
         parser.error("--rooms, --per-room (>= 2), --client-procs and --writer-rate must be positive")
-    try:
-        result = asyncio.run(run(args))
-    except (rb.Interrupted, KeyboardInterrupt, asyncio.CancelledError):
-        print("interrupted; subprocesses stopped", file=sys.stderr)
+    result = rb.run_main(run(args))
+    if result is None:
         return 130
-    finally:
-        rb.kill_children()
     print()
     print(report(result))
     if args.json:

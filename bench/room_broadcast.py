@@ -45,7 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -667,10 +667,11 @@ def figures(kind: str, n: int, rate: float, d: dict[str, Any], run_s: float, not
 # ---- Parley -------------------------------------------------------------------------------
 
 
-async def load_parley(tmp: Path, n: int, secret: str) -> tuple[str, list[str]]:
-    """Migrate a fresh SQLite database and load one visit with N experts.
+async def load_rooms(url: str, var: Path, secret: str, rooms: int, per_room: int) -> tuple[list[str], list[list[str]]]:
+    """Migrate the database at ``url`` and load ``rooms`` visits of ``per_room`` experts
+    each (tests.fixtures.world), every expert with their own membership and invitation.
 
-    Returns the open session's id and the N invitation tokens (one membership each)."""
+    Returns each visit's open session id and its experts' invitation tokens."""
     # Imported here so that the client workers do not load the server code.
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
@@ -680,8 +681,7 @@ async def load_parley(tmp: Path, n: int, secret: str) -> tuple[str, list[str]]:
     from server.db.session import make_engine, make_sessionmaker
     from tests.fixtures.world import build_world
 
-    var = tmp / "var"
-    url = f"sqlite+aiosqlite:///{var / 'parley.db'}"
+    var.mkdir(parents=True, exist_ok=True)
     await migrate.upgrade_async(url)
     settings = Settings(
         var_dir=var, database_url=url, redis_url=None, storage_dir=var / "storage",
@@ -689,13 +689,54 @@ async def load_parley(tmp: Path, n: int, secret: str) -> tuple[str, list[str]]:
         secret_key=secret.encode(),
     )
     engine = make_engine(url)
+    sessions, tokens = [], []
+    keys = ["expert"] + [f"expert{i + 2}" for i in range(per_room - 1)]
     try:
-        async with make_sessionmaker(engine, info=audit.session_info(settings))() as db:
-            world = await build_world(db, settings, extra_experts=n - 1)
+        for _ in range(rooms):
+            async with make_sessionmaker(engine, info=audit.session_info(settings))() as db:
+                world = await build_world(db, settings, extra_experts=per_room - 1)
+            sessions.append(world.sessions["open"])
+            tokens.append([world.members[k].invite_token for k in keys])
     finally:
         await engine.dispose()
-    keys = ["expert"] + [f"expert{i + 2}" for i in range(n - 1)]
-    return world.sessions["open"], [world.members[k].invite_token for k in keys]
+    return sessions, tokens
+
+
+async def load_parley(tmp: Path, n: int, secret: str) -> tuple[str, list[str]]:
+    """A fresh SQLite database under ``tmp/var`` with one visit of N experts."""
+    var = tmp / "var"
+    [session], [tokens] = await load_rooms(f"sqlite+aiosqlite:///{var / 'parley.db'}", var, secret, 1, n)
+    return session, tokens
+
+
+def embedded_env(tmp: Path, port: int, secret: str, chat_rate: float) -> dict[str, str]:
+    """The environment of a ``parley serve`` on the embedded defaults under ``tmp``
+    (nothing inherited that would point it elsewhere), with the chat limit lifted."""
+    env = {
+        **os.environ,
+        "PARLEY_VAR_DIR": str(tmp / "var"),
+        "PARLEY_SECRET_KEY": secret,
+        "PARLEY_HOST": "127.0.0.1",
+        "PARLEY_PORT": str(port),
+        "PARLEY_CHAT_RATE": str(chat_rate),
+        "PARLEY_CHAT_BURST": "1000",
+    }
+    for key in ("PARLEY_DATABASE_URL", "PARLEY_REDIS_URL", "PARLEY_BASE_URL", "PARLEY_ALLOWED_ORIGINS",
+                "PARLEY_STORAGE_DIR"):
+        env.pop(key, None)
+    return env
+
+
+def run_main(run: Coroutine[Any, Any, dict[str, Any]], interrupted: str = "interrupted; subprocesses stopped") -> dict[str, Any] | None:
+    """Run a benchmark's coroutine; None (after saying so) when it was interrupted. Every
+    subprocess it started is stopped either way."""
+    try:
+        return asyncio.run(run)
+    except (Interrupted, KeyboardInterrupt, asyncio.CancelledError):
+        print(interrupted, file=sys.stderr)
+        return None
+    finally:
+        kill_children()
 
 
 async def login(http: aiohttp.ClientSession, url: str, token: str) -> str:
@@ -715,19 +756,8 @@ async def run_parley(n: int, args: argparse.Namespace) -> Figures:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     secret = secrets.token_urlsafe(48)
-    env = {
-        **os.environ,
-        "PARLEY_VAR_DIR": str(tmp / "var"),
-        "PARLEY_SECRET_KEY": secret,
-        "PARLEY_HOST": "127.0.0.1",
-        "PARLEY_PORT": str(port),
-        # One client sends everything: lift its chat limit, which this bench does not measure.
-        "PARLEY_CHAT_RATE": str(max(1.0, 2 * args.rate)),
-        "PARLEY_CHAT_BURST": "1000",
-    }
-    for key in ("PARLEY_DATABASE_URL", "PARLEY_REDIS_URL", "PARLEY_BASE_URL", "PARLEY_ALLOWED_ORIGINS",
-                "PARLEY_STORAGE_DIR"):
-        env.pop(key, None)
+    # One client sends everything: lift its chat limit, which this bench does not measure.
+    env = embedded_env(tmp, port, secret, chat_rate=max(1.0, 2 * args.rate))
     server = ServerProcess("parley", [str(PARLEY), "serve", "--host", "127.0.0.1", "--port", str(port)],
                            tmp, env, url)
     workers = [WorkerProcess(i) for i in range(args.client_procs)]
@@ -931,13 +961,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.client_procs > min(args.clients):
         parser.error("--client-procs cannot exceed the smallest client count")
     started = time.perf_counter()
-    try:
-        result = asyncio.run(run(args))
-    except (Interrupted, KeyboardInterrupt, asyncio.CancelledError):
-        print("interrupted; subprocesses stopped", file=sys.stderr)
+    result = run_main(run(args))
+    if result is None:
         return 130
-    finally:
-        kill_children()
     result["total_seconds"] = round(time.perf_counter() - started, 1)
     print(f"\nRoom broadcast, {args.rate:g} events/s for {args.seconds:g} s, clients in {args.client_procs} "
           f"process(es), {result['machine']['cpus']} CPUs ({result['machine']['cpu_model']}), {result['date']}\n")

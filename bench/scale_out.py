@@ -141,28 +141,8 @@ class ScratchDb:
 
 
 async def load(db: ScratchDb, n: int, secret: str, var: Path) -> tuple[str, list[str]]:
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    from server.audit import service as audit
-    from server.config import Settings
-    from server.db import migrate
-    from server.db.session import make_engine, make_sessionmaker
-    from tests.fixtures.world import build_world
-
-    await migrate.upgrade_async(db.url)
-    settings = Settings(
-        var_dir=var, database_url=db.url, redis_url=None, storage_dir=var / "storage",
-        host="127.0.0.1", port=0, base_url="http://127.0.0.1", allowed_origins=(),
-        secret_key=secret.encode(),
-    )
-    engine = make_engine(db.url)
-    try:
-        async with make_sessionmaker(engine, info=audit.session_info(settings))() as s:
-            world = await build_world(s, settings, extra_experts=n - 1)
-    finally:
-        await engine.dispose()
-    keys = ["expert"] + [f"expert{i + 2}" for i in range(n - 1)]
-    return world.sessions["open"], [world.members[k].invite_token for k in keys]
+    [session], [tokens] = await rb.load_rooms(db.url, var, secret, 1, n)
+    return session, tokens
 
 
 # ---- one setup ----------------------------------------------------------------------------------
@@ -585,13 +565,9 @@ def main(argv: list[str] | None = None) -> int:
     args.rates = [float(x) for x in str(args.rates).split(",") if x.strip()] if args.rates else []
     if args.clients < 4 or args.seconds <= 0 or args.start_rate <= 0 or args.factor <= 1:
         parser.error("--clients >= 4, --seconds > 0, --start-rate > 0, --factor > 1")
-    try:
-        result = asyncio.run(run(args))
-    except (rb.Interrupted, KeyboardInterrupt, asyncio.CancelledError):
-        print("interrupted; subprocesses stopped and the scratch database dropped", file=sys.stderr)
+    result = rb.run_main(run(args), "interrupted; subprocesses stopped and the scratch database dropped")
+    if result is None:
         return 130
-    finally:
-        rb.kill_children()
     print()
     print(report(result))
     if args.json:
