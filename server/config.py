@@ -12,7 +12,7 @@ import os
 import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import NamedTuple
+from typing import TypedDict
 
 DEFAULT_HOST = "127.0.0.1"
 MEDIA_ENGINES = ("embedded", "janus")
@@ -209,12 +209,7 @@ def load_settings() -> Settings:
         redis_channel=_env("PARLEY_REDIS_CHANNEL", "parley") or "parley",
         socket_max_buffer_bytes=_positive_int("PARLEY_SOCKET_MAX_BUFFER_BYTES", 1024 * 1024),
         socket_max_queued=_positive_int("PARLEY_SOCKET_MAX_QUEUED", 1000),
-        media_engine=media.engine,
-        janus_url=media.janus_url,
-        janus_api_secret=media.janus_api_secret,
-        janus_admin_key=media.janus_admin_key,
-        ice_servers=media.ice_servers,
-        turn_secret=media.turn_secret,
+        **media,
     )
 
 
@@ -282,8 +277,10 @@ def parse_ice_servers(value: str) -> tuple[IceServer, ...]:
     return tuple(servers)
 
 
-class _Media(NamedTuple):
-    engine: str
+class _Media(TypedDict):
+    """The media fields of ``Settings`` (their names), read and checked together."""
+
+    media_engine: str
     janus_url: str | None
     janus_api_secret: str | None
     janus_admin_key: str | None
@@ -306,12 +303,12 @@ def _media_settings() -> _Media:
         if server.is_turn and turn_secret is None and not (server.username and server.credential):
             raise ValueError("PARLEY_ICE_SERVERS: a TURN server needs PARLEY_TURN_SECRET (or a username and credential).")
     return _Media(
-        engine,
-        janus_url.rstrip("/") if janus_url else None,
-        _env("PARLEY_JANUS_API_SECRET"),
-        _env("PARLEY_JANUS_ADMIN_KEY"),
-        servers,
-        turn_secret,
+        media_engine=engine,
+        janus_url=janus_url.rstrip("/") if janus_url else None,
+        janus_api_secret=_env("PARLEY_JANUS_API_SECRET"),
+        janus_admin_key=_env("PARLEY_JANUS_ADMIN_KEY"),
+        ice_servers=servers,
+        turn_secret=turn_secret,
     )
 
 
