@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 import socketio
 from sqlalchemy import func, select
 
@@ -37,6 +38,15 @@ async def eventually(check: Callable[[], bool], what: str, timeout: float = TIME
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.01)
+
+
+def hold_cached_scopes(monkeypatch: pytest.MonkeyPatch, seconds: float = 600.0) -> None:
+    """Make the socket's cached scopes stay fresh for the rest of the test, so that a test
+    proving "the change applied at once" cannot pass because the cache merely aged (on a
+    busy machine the next event may come more than the real one-second window later)."""
+    from server.realtime import server as realtime_server
+
+    monkeypatch.setattr(realtime_server, "SCOPE_FRESH_SECONDS", seconds)
 
 
 def canonical(snapshot: dict[str, Any]) -> str:

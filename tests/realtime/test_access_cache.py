@@ -37,7 +37,7 @@ from server.room.models import RoomEvent
 from server.web.keys import REALTIME, ROOMS
 from tests.conftest import LiveServer, http_client, socket_client
 from tests.fixtures.world import World, build_world
-from tests.realtime.live import Peers, eventually
+from tests.realtime.live import Peers, eventually, hold_cached_scopes
 
 REFUSED = {"not_found", "forbidden"}
 
@@ -142,7 +142,10 @@ async def test_a_change_without_a_fresh_scope_is_seen_at_the_next_check(
 # ---- this process changed access ----------------------------------------------------------
 
 
-async def test_a_change_through_this_process_applies_at_once(peers: Peers, world: World, sessions: Any) -> None:
+async def test_a_change_through_this_process_applies_at_once(
+    peers: Peers, world: World, sessions: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hold_cached_scopes(monkeypatch)
     sid = world.sessions["open"]
     item = world.items[sid][0]
     chair = await peers.joined("secretariat", sid)
@@ -156,7 +159,6 @@ async def test_a_change_through_this_process_applies_at_once(peers: Peers, world
     assert (await stakeholder.send("chat.send", text="before", idem="s1"))["ok"]
     assert (await expert.send("item.start", item_id=item))["error"]["code"] == "forbidden"
     assert (await chair.send("chat.send", text="chair before", idem="c1"))["ok"]
-    cached_at = time.monotonic()
 
     async with http_client(peers.server, chair.cookie) as http:
         body = {"access": "closed", "chair_membership_id": expert.membership_id}
@@ -167,8 +169,6 @@ async def test_a_change_through_this_process_applies_at_once(peers: Peers, world
     said = await stakeholder.send("chat.send", text="after closing", idem="s2")
     started = await expert.send("item.start", item_id=item)
     moved = await chair.send("item.end")
-    within = time.monotonic() - cached_at
-    assert within < SCOPE_FRESH_SECONDS, f"too slow to tell the cache from the version check: {within:.2f}s"
     assert refused(said), said
     assert started["ok"], started  # the new chair
     assert moved["error"]["code"] == "forbidden", moved  # no longer the chair
@@ -183,19 +183,18 @@ async def test_a_change_through_this_process_applies_at_once(peers: Peers, world
 
 
 async def test_a_role_change_through_this_process_applies_at_once(
-    peers: Peers, world: World, sessions: Any
+    peers: Peers, world: World, sessions: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    hold_cached_scopes(monkeypatch)
     sid = world.sessions["open"]
     chair = await peers.joined("secretariat", sid)
     expert = await peers.joined("expert", sid)
     assert (await expert.send("chat.send", text="as an expert", idem="e1"))["ok"]  # scope cached
-    cached_at = time.monotonic()
     async with http_client(peers.server, chair.cookie) as http:
         path = f"/api/visits/{world.visit_id}/participants/{expert.membership_id}"
         async with http.patch(path, json={"role": "observer"}) as r:
             assert r.status == 200, await r.text()
     said = await expert.send("chat.send", text="as an observer", idem="e2")
-    assert time.monotonic() - cached_at < SCOPE_FRESH_SECONDS, "too slow to tell the cache from the version check"
     assert refused(said), said  # observers listen
     assert await chats_with(sessions, sid, "as an observer") == 0
 
@@ -232,15 +231,14 @@ async def test_an_event_in_flight_during_a_change_does_not_keep_the_old_rules(
     monkeypatch.setattr(realtime_server, "resolve_session", slow_resolve)
     in_flight = asyncio.create_task(stakeholder.send("room.sync", since=0))
     await asyncio.wait_for(read.wait(), 5)  # the old rules are read ...
+    hold_cached_scopes(monkeypatch)  # from here on, a scope cached with the old rules would stay
     async with http_client(peers.server, chair.cookie) as http:
         async with http.patch(f"/api/sessions/{sid}", json={"access": "closed"}) as r:
             assert r.status == 200, await r.text()
-    changed = time.monotonic()
     release.set()  # ... and that read finishes after the change
     await in_flight  # its answer may still be the old one: it began before the change
 
     said = await stakeholder.send("chat.send", text="after closing", idem="s1")
-    assert time.monotonic() - changed < SCOPE_FRESH_SECONDS
     assert refused(said), f"the old rules were cached after the change: {said}"
     assert await chats_with(sessions, sid, "after closing") == 0
 
