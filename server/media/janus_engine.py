@@ -17,9 +17,12 @@ hear is decided by the server (``server.media`` policy) before it calls this eng
 from __future__ import annotations
 
 import secrets
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from server.media.janus import JanusClient, JanusSession
+from server.media.engine import Candidate, MediaError, MediaUnavailable, Subscription
+from server.media.janus import JanusClient, JanusError, JanusSession, JanusUnavailable
 
 AUDIO_MID = "0"
 
@@ -33,19 +36,35 @@ class _Publisher:
 
 
 @dataclass
+class _Listener:
+    handle: int
+    feeds: list[int]  # the feeds its subscription carries, in order
+
+
+@dataclass
 class _Room:
     number: int
     secret: str
     pin: str
     publishers: dict[str, _Publisher] = field(default_factory=dict)  # publisher key -> publisher
-    listeners: dict[str, int] = field(default_factory=dict)  # listener key -> subscriber handle
+    listeners: dict[str, _Listener] = field(default_factory=dict)  # listener key -> subscription
 
 
-class MediaError(Exception):
-    """A media request that cannot be served (unknown room, publisher or channel)."""
+@asynccontextmanager
+async def _refusals() -> AsyncIterator[None]:
+    """Janus's refusals (bad SDP, a bad candidate) as ``MediaError``; an unreachable
+    Janus as ``MediaUnavailable``."""
+    try:
+        yield
+    except JanusError as exc:
+        raise MediaError(f"The media engine refused the request: {exc.reason[:200]}") from exc
+    except JanusUnavailable as exc:
+        raise MediaUnavailable(str(exc)) from exc
 
 
 class JanusEngine:
+    name = "janus"
+
     def __init__(self, client: JanusClient, *, admin_key: str | None = None) -> None:
         self.client = client
         self.admin_key = admin_key
@@ -101,14 +120,15 @@ class JanusEngine:
             await self.unpublish(room_key, publisher)
         handle = await janus.attach()
         try:
-            joined = await janus.message(
-                handle, {"request": "join", "ptype": "publisher", "room": room.number, "pin": room.pin,
-                         "display": channel},
-            )
-            answer = await janus.message(
-                handle, {"request": "publish", "audio": True, "video": False},
-                jsep={"type": "offer", "sdp": offer},
-            )
+            async with _refusals():
+                joined = await janus.message(
+                    handle, {"request": "join", "ptype": "publisher", "room": room.number, "pin": room.pin,
+                             "display": channel},
+                )
+                answer = await janus.message(
+                    handle, {"request": "publish", "audio": True, "video": False},
+                    jsep={"type": "offer", "sdp": offer},
+                )
         except Exception:
             await janus.detach(handle)
             raise
@@ -128,11 +148,12 @@ class JanusEngine:
         if found is None:
             raise MediaError("no such publisher")
         janus = await self._janus()
-        await janus.message(
-            found.handle,
-            {"request": "moderate", "room": room.number, "secret": room.secret, "id": found.feed,
-             "mid": AUDIO_MID, "mute": not forwarding},
-        )
+        async with _refusals():
+            await janus.message(
+                found.handle,
+                {"request": "moderate", "room": room.number, "secret": room.secret, "id": found.feed,
+                 "mid": AUDIO_MID, "mute": not forwarding},
+            )
         found.forwarding = forwarding
 
     async def live(self, room_key: str) -> set[str]:
@@ -146,35 +167,75 @@ class JanusEngine:
         up = {int(p["id"]) for p in listed.get("participants", []) if p.get("publisher")}
         return {key for key, p in room.publishers.items() if p.feed in up}
 
-    async def subscribe(self, room_key: str, listener: str, publishers: list[str]) -> str:
-        """Subscribe a listener to these publishers' audio; returns Janus's SDP offer
-        (the listener answers with ``start``)."""
+    async def subscribe(self, room_key: str, listener: str, publishers: Sequence[str]) -> Subscription:
+        """Subscribe a listener to exactly these publishers' audio; returns Janus's SDP
+        offer (the listener answers with ``start``). A listener that already has a
+        subscription keeps its peer connection: Janus's multistream ``update`` adds and
+        removes feeds and renegotiates, so the streams it keeps play on."""
         room = self._room(room_key)
         janus = await self._janus()
-        streams = [{"feed": room.publishers[p].feed, "mid": AUDIO_MID} for p in publishers if p in room.publishers]
-        if not streams:
+        feeds = [room.publishers[p].feed for p in publishers if p in room.publishers]
+        if not feeds:
             raise MediaError("nothing to listen to")
+        old = room.listeners.get(listener)
+        if old is not None:
+            added = [f for f in feeds if f not in old.feeds]
+            removed = [f for f in old.feeds if f not in feeds]
+            if added or removed:
+                request: dict[str, object] = {"request": "update"}
+                if added:
+                    request["subscribe"] = [{"feed": f, "mid": AUDIO_MID} for f in added]
+                if removed:
+                    request["unsubscribe"] = [{"feed": f} for f in removed]
+                try:
+                    async with _refusals():
+                        updated = await janus.message(old.handle, request)
+                except MediaError:
+                    updated = {}
+                if "jsep" in updated:
+                    old.feeds = [f for f in old.feeds if f not in removed] + added
+                    return Subscription(str(updated["jsep"]["sdp"]), fresh=False)
+            # Nothing to change, or Janus could not update it: a new subscription.
+            room.listeners.pop(listener, None)
+            await janus.detach(old.handle)
         handle = await janus.attach()
         try:
-            offered = await janus.message(
-                handle, {"request": "join", "ptype": "subscriber", "room": room.number, "pin": room.pin,
-                         "streams": streams},
-            )
+            async with _refusals():
+                offered = await janus.message(
+                    handle, {"request": "join", "ptype": "subscriber", "room": room.number, "pin": room.pin,
+                             "streams": [{"feed": f, "mid": AUDIO_MID} for f in feeds]},
+                )
         except Exception:
             await janus.detach(handle)
             raise
-        old = room.listeners.pop(listener, None)
-        if old is not None:
-            await janus.detach(old)
-        room.listeners[listener] = handle
-        return str(offered["jsep"]["sdp"])
+        room.listeners[listener] = _Listener(handle, feeds)
+        return Subscription(str(offered["jsep"]["sdp"]), fresh=True)
 
     async def start(self, room_key: str, listener: str, answer: str) -> None:
         room = self._room(room_key)
-        handle = room.listeners.get(listener)
-        if handle is None:
+        found = room.listeners.get(listener)
+        if found is None:
             raise MediaError("no such listener")
-        await (await self._janus()).message(handle, {"request": "start"}, jsep={"type": "answer", "sdp": answer})
+        async with _refusals():
+            await (await self._janus()).message(
+                found.handle, {"request": "start"}, jsep={"type": "answer", "sdp": answer}
+            )
+
+    async def unsubscribe(self, room_key: str, listener: str) -> None:
+        room = self._room(room_key)
+        found = room.listeners.pop(listener, None)
+        if found is not None:
+            await (await self._janus()).detach(found.handle)
+
+    async def trickle(self, room_key: str, peer: str, candidate: Candidate | None) -> None:
+        room = self._room(room_key)
+        publisher = room.publishers.get(peer)
+        listener = room.listeners.get(peer)
+        handle = publisher.handle if publisher else listener.handle if listener else None
+        if handle is None:
+            raise MediaError("no such peer connection")
+        async with _refusals():
+            await (await self._janus()).trickle(handle, candidate)
 
     async def aclose(self) -> None:
         for room_key in list(self._rooms):

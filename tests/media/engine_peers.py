@@ -76,8 +76,8 @@ async def speaker(engine: JanusEngine, room: str, key: str, channel: str, hz: fl
 
 async def listener(engine: JanusEngine, room: str, key: str, publishers: list[str]) -> Ear:
     ear = Ear()
-    offer = await engine.subscribe(room, key, publishers)
-    await ear.pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+    offered = await engine.subscribe(room, key, publishers)
+    await ear.pc.setRemoteDescription(RTCSessionDescription(sdp=offered.offer, type="offer"))
     await ear.pc.setLocalDescription(await ear.pc.createAnswer())
     await engine.start(room, key, ear.pc.localDescription.sdp)
     return ear
