@@ -207,7 +207,8 @@ class EmbeddedEngine:
         """A new peer connection for the listener each time (``fresh``): the browser
         closes its old one and answers this offer with ``start``."""
         result = await self._request("subscribe", room=room, listener=listener, publishers=list(publishers))
-        return Subscription(str(result["offer"]), fresh=bool(result["fresh"]))
+        tracks = {str(mid): str(key) for mid, key in (result.get("tracks") or {}).items()}
+        return Subscription(str(result["offer"]), bool(result["fresh"]), tracks)
 
     async def start(self, room: str, listener: str, answer: str) -> None:
         await self._request("start", room=room, listener=listener, answer=answer)

@@ -280,7 +280,8 @@ class Sfu:
         one audio stream per known publisher, in order; returns the engine's offer."""
         found = self._room(room)
         async with found.lock:
-            sources = [found.publishers[p] for p in dict.fromkeys(publishers) if p in found.publishers]
+            keys = [p for p in dict.fromkeys(publishers) if p in found.publishers]
+            sources = [found.publishers[p] for p in keys]
             if not sources:
                 raise MediaError("nothing to listen to")
             await self._drop_listener(found, listener)
@@ -300,7 +301,8 @@ class Sfu:
             for feed in feeds:
                 feed.publisher.feeds.add(feed)
             found.listeners[listener] = Listener(pc, feeds)
-            return {"offer": str(pc.localDescription.sdp), "fresh": True}
+            tracks = {str(t.mid): key for t, key in zip(pc.getTransceivers(), keys, strict=True)}
+            return {"offer": str(pc.localDescription.sdp), "fresh": True, "tracks": tracks}
 
     async def start(self, room: str, listener: str, answer: str) -> None:
         found = self._room(room)
