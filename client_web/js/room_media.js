@@ -367,8 +367,6 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
     if (micStream && micStream.getAudioTracks().some((t) => t.readyState === "live")) return micStream;
     const audio = inputId ? { deviceId: { exact: inputId } } : true;
     micStream = await navigator.mediaDevices.getUserMedia({ audio, video: false });
-    const track = micStream.getAudioTracks()[0];
-    if (track) track.enabled = !localMuted;
     const context = ensureContext();
     if (micSource) micSource.disconnect();
     micSource = context.createMediaStreamSource(micStream);
@@ -388,9 +386,18 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
 
   function closePublish() {
     if (!publishPc) return;
-    const { pc } = publishPc;
+    const { pc, track } = publishPc;
     publishPc = null;
     pc.close();
+    if (track) track.stop();
+  }
+
+  /** What goes out: a copy of the microphone's track, so the level meter (and the
+   * "You are muted" hint) keeps hearing the microphone while the copy is off. */
+  function sendTrack(stream) {
+    const track = stream.getAudioTracks()[0].clone();
+    track.enabled = !localMuted;
+    return track;
   }
 
   function publishChannel() {
@@ -412,15 +419,15 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
     }
     closePublish();
     const pc = new RTCPeerConnection({ iceServers: iceServers() });
-    const entry = { pc, channel, ready: false, queued: [], badSince: null, sender: null };
+    const track = sendTrack(stream);
+    const entry = { pc, channel, ready: false, queued: [], badSince: null, sender: null, track };
     publishPc = entry;
     pc.addEventListener("icecandidate", (e) => trickle(entry, "publish", e.candidate));
     pc.addEventListener("iceconnectionstatechange", () => {
       if (publishPc === entry && pc.iceConnectionState === "failed") publishAgain();
       changed();
     });
-    const track = stream.getAudioTracks()[0];
-    entry.sender = pc.addTransceiver(track, { direction: "sendonly", streams: [stream] }).sender;
+    entry.sender = pc.addTransceiver(track, { direction: "sendonly" }).sender;
     publishing = true;
     try {
       const offer = await pc.createOffer();
@@ -458,7 +465,7 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
     if (on) {
       wantPublish = true;
       localMuted = false;
-      if (micStream) for (const t of micStream.getAudioTracks()) t.enabled = true;
+      if (publishPc) publishPc.track.enabled = true;
       if (!publishPc) {
         await publishAgain();
       } else if (!coughing) {
@@ -466,7 +473,7 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
       }
     } else {
       localMuted = true;
-      if (micStream) for (const t of micStream.getAudioTracks()) t.enabled = false;
+      if (publishPc) publishPc.track.enabled = false;
       if (publishPc) await ask("media.cough", { on: true });
     }
     changed();
@@ -529,7 +536,12 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
     micStream = null;
     try {
       const stream = await openMic();
-      if (publishPc && publishPc.sender) await publishPc.sender.replaceTrack(stream.getAudioTracks()[0]);
+      if (publishPc && publishPc.sender) {
+        const track = sendTrack(stream);
+        await publishPc.sender.replaceTrack(track);
+        publishPc.track.stop();
+        publishPc.track = track;
+      }
     } catch {
       micStream = old;
       onProblem(null);
