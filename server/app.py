@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from server.db.session import make_engine, make_sessionmaker
 from server.jobs import invitations
 from server.jobs.runner import DueWorkRunner
 from server.mail.http import routes as mail_routes
+from server.media.factory import make_media_engine
+from server.media.hub import MediaHub
 from server.people.http import routes as people_routes
 from server.presence.lease import ProcessLease
 from server.realtime.emitter import Emitter
@@ -39,6 +42,8 @@ from server.web import middleware
 from server.web.keys import BUS, DUE_WORK, ENGINE, LEASE, REALTIME, ROOMS, SESSIONS, SETTINGS, TEMPLATES
 from server.web.routing import RouteTable
 from server.web.templating import make_environment
+
+log = logging.getLogger("parley.app")
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENT_DIR = ROOT / "client_web"
@@ -128,7 +133,10 @@ def create_app(settings: Settings) -> web.Application:
     )
     room_log = RoomLog(sessions, exclusive=exclusive, appender=appender)
     rooms = RoomService(room_log, make_chat_limit(settings.chat_rate, settings.chat_burst))
-    services = Services(settings=settings, sessions=sessions, bus=bus, rooms=rooms)
+    media_engine, ceiling = make_media_engine(settings)
+    media = MediaHub(media_engine, sessions, rooms, settings, ceiling=ceiling)
+    media.install(bus)
+    services = Services(settings=settings, sessions=sessions, bus=bus, rooms=rooms, media=media)
     lease = ProcessLease(
         sessions, room_log, bus,
         lifetime_seconds=settings.presence_lease_seconds, renew_seconds=settings.presence_renew_seconds,
@@ -162,6 +170,10 @@ def create_app(settings: Settings) -> web.Application:
         if close_manager is not None:
             await close_manager()
         await realtime.sio.eio.aclose()
+        try:
+            await media.aclose()
+        except Exception:  # the engine may be gone already; the rest must still close
+            log.warning("closing the media engine failed", exc_info=True)
         if appender is not None:
             await appender.aclose()
         await engine.dispose()

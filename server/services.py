@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.config import Settings
 from server.core.events import EventBus
+from server.media.hub import MediaHub
 from server.room.service import RoomService
 
 
@@ -18,3 +19,4 @@ class Services:
     sessions: async_sessionmaker[AsyncSession]
     bus: EventBus
     rooms: RoomService
+    media: MediaHub

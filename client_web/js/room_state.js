@@ -21,6 +21,9 @@ export class RoomState {
     this.floor = null; // {membership_id, since}
     this.chat = []; // the last CHAT_WINDOW messages
     this.chatMore = false; // older messages than those in chat exist
+    this.unmuted = new Set(); // whom a chair let speak on the floor
+    this.boothFloor = new Map(); // booth language -> carries the floor
+    this.channels = new Set(); // channels someone is heard on now
   }
 
   /** Rebuild from the JSON form the server sends (RoomState.snapshot()). */
@@ -41,6 +44,9 @@ export class RoomState {
     s.floor = snap.floor ? { ...snap.floor } : null;
     s.chat = (snap.chat || []).map((c) => ({ ...c }));
     s.chatMore = Boolean(snap.chat_more);
+    s.unmuted = new Set(snap.unmuted || []);
+    s.boothFloor = new Map(Object.entries(snap.booth_floor || {}));
+    s.channels = new Set(snap.channels || []);
     return s;
   }
 
@@ -111,9 +117,26 @@ export class RoomState {
       case "floor.give":
         this.dropRequest(data.target);
         this.floor = { membership_id: data.target, since: at };
+        this.boothFloor.clear(); // an interpreter's switch holds for one speaker
         break;
       case "floor.end":
         this.floor = null;
+        this.boothFloor.clear();
+        break;
+      case "media.publish_granted":
+        this.unmuted.add(data.target);
+        break;
+      case "media.publish_revoked":
+        this.unmuted.delete(data.target);
+        break;
+      case "booth.floor":
+        this.boothFloor.set(data.language, Boolean(data.carries_floor));
+        break;
+      case "channel.open":
+        this.channels.add(data.channel);
+        break;
+      case "channel.close":
+        this.channels.delete(data.channel);
         break;
       case "chat":
         if (who) {
@@ -150,6 +173,9 @@ export class RoomState {
       floor: this.floor ? { ...this.floor } : null,
       chat: this.chat.map((c) => ({ ...c })),
       chat_more: this.chatMore,
+      unmuted: [...this.unmuted].sort(),
+      booth_floor: Object.fromEntries(this.boothFloor),
+      channels: [...this.channels].sort(),
     };
   }
 }

@@ -34,6 +34,7 @@ class Actor:
     role: Role
     delegation: str | None
     visit_id: str
+    language: str | None = None  # their first language (the floor language when they speak)
 
     def public(self) -> dict[str, str | None]:
         return {
@@ -41,6 +42,7 @@ class Actor:
             "name": self.name,
             "role": str(self.role),
             "delegation": self.delegation,
+            "language": self.language,
         }
 
 
@@ -53,6 +55,7 @@ def _actor(person: Person, membership: Membership, delegation: str | None) -> Ac
         role=Role(membership.role),
         delegation=delegation,
         visit_id=membership.visit_id,
+        language=person.languages[0] if person.languages else None,
     )
 
 

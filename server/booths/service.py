@@ -23,7 +23,7 @@ from server.access import facts
 from server.access.roles import Role
 from server.audit import service as audit
 from server.booths.models import Booth, BoothInterpreter
-from server.core.errors import conflict, invalid, not_found
+from server.core.errors import DomainError, ErrorCode, conflict, invalid, not_found
 from server.people.models import Membership, Person
 
 MAX_INTERPRETERS = 2
@@ -286,9 +286,15 @@ async def assign_interpreters(
     )
 
 
-async def hand_over(db: AsyncSession, visit_id: str, booth_id: str, *, actor_person_id: str | None) -> BoothView:
-    """The other interpreter of the booth takes over (``conflict`` with fewer than two)."""
+async def hand_over(
+    db: AsyncSession, visit_id: str, booth_id: str, *, actor_person_id: str | None,
+    expected_active: str | None = None,
+) -> BoothView:
+    """The other interpreter of the booth takes over (``conflict`` with fewer than two).
+    ``expected_active``: only if this interpreter is the active one (``forbidden``)."""
     booth = await _booth(db, visit_id, booth_id)
+    if expected_active is not None and booth.active_membership_id != expected_active:
+        raise DomainError(ErrorCode.FORBIDDEN, "Only the booth's active interpreter hands over.")
     staff = await _staff(db, booth.id)
     if len(staff) < 2:
         raise conflict("This booth has only one interpreter: there is nobody to hand over to.")

@@ -21,7 +21,7 @@ Keys: a room is a session id; a publisher or a listener is one browser connectio
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 
@@ -39,10 +39,12 @@ class Subscription:
     """The engine's offer for a listener's peer connection.
 
     ``fresh``: True when the browser must answer on a new peer connection (closing its
-    old one); False when it renegotiates the one it has (same tracks keep playing)."""
+    old one); False when it renegotiates the one it has (same tracks keep playing).
+    ``tracks``: the offer's audio media ids and the publisher each one carries."""
 
     offer: str
     fresh: bool
+    tracks: dict[str, str] = field(default_factory=dict)  # mid -> publisher key
 
 
 # An ICE candidate as a browser's RTCIceCandidate.toJSON() gives it:

@@ -20,6 +20,7 @@ import secrets
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from server.media.engine import Candidate, MediaError, MediaUnavailable, Subscription
 from server.media.janus import JanusClient, JanusError, JanusSession, JanusUnavailable
@@ -194,7 +195,7 @@ class JanusEngine:
                     updated = {}
                 if "jsep" in updated:
                     old.feeds = [f for f in old.feeds if f not in removed] + added
-                    return Subscription(str(updated["jsep"]["sdp"]), fresh=False)
+                    return Subscription(str(updated["jsep"]["sdp"]), False, self._tracks(room, updated))
             # Nothing to change, or Janus could not update it: a new subscription.
             room.listeners.pop(listener, None)
             await janus.detach(old.handle)
@@ -209,7 +210,20 @@ class JanusEngine:
             await janus.detach(handle)
             raise
         room.listeners[listener] = _Listener(handle, feeds)
-        return Subscription(str(offered["jsep"]["sdp"]), fresh=True)
+        return Subscription(str(offered["jsep"]["sdp"]), True, self._tracks(room, offered))
+
+    @staticmethod
+    def _tracks(room: _Room, answer: dict[str, Any]) -> dict[str, str]:
+        """The subscription's audio mids and the publisher each carries (Janus lists
+        its streams, with their feed, in the ``attached`` and ``updated`` events)."""
+        by_feed = {p.feed: key for key, p in room.publishers.items()}
+        out: dict[str, str] = {}
+        for stream in answer.get("streams") or []:
+            if isinstance(stream, dict) and stream.get("type") == "audio" and stream.get("active", True):
+                key = by_feed.get(stream.get("feed_id"))  # type: ignore[arg-type]
+                if key is not None and stream.get("mid") is not None:
+                    out[str(stream["mid"])] = key
+        return out
 
     async def start(self, room_key: str, listener: str, answer: str) -> None:
         room = self._room(room_key)

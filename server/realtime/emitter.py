@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from server.access.facts import AccessChanged
 from server.core.events import EventBus
+from server.media.hub import MediaNews
 from server.people.service import LoginsEnded
 from server.realtime.names import lobby_name, member_room, room_name
 from server.realtime.server import Realtime
@@ -29,6 +30,7 @@ class Emitter:
         bus.subscribe(AccessChanged, self.access_changed)
         bus.subscribe(AgendaChanged, self.agenda_changed)
         bus.subscribe(LoginsEnded, self.logins_ended)
+        bus.subscribe(MediaNews, self.media_news)
 
     async def room_changed(self, change: RoomChanged) -> None:
         """``room.event`` ``{session_id, seq, type, membership_id, payload, at, at_ms}``
@@ -78,3 +80,10 @@ class Emitter:
 
     async def logins_ended(self, ended: LoginsEnded) -> None:
         await self.rt.end_logins(set(ended.login_ids))
+
+    async def media_news(self, news: MediaNews) -> None:
+        """``media.offer`` / ``media.state`` to the one connection they concern (the hub
+        serves this process's connections only)."""
+        sid = self.rt.local_sid(news.conn)
+        if sid is not None:
+            await self.sio.emit(news.event, news.payload, to=sid)

@@ -120,6 +120,7 @@ def visit_event(
 
 def load_all() -> dict[str, EventSpec]:
     """Import every domain's ``events.py`` (registration happens on import)."""
+    from server.media import events as _media  # noqa: F401
     from server.room import events as _room  # noqa: F401
     from server.visits import events as _visits  # noqa: F401
 

@@ -263,9 +263,20 @@ class Realtime:
         a password login); each event then acts as the one granting its visit."""
         return tuple(await logins.resolve_logins(db, self.settings.secret_key, value))
 
+    def local_sid(self, conn: str) -> str | None:
+        """The socket id of one of this process's connections (``<process>:<sid>``)."""
+        process, _, sid = conn.rpartition(":")
+        return sid if process == self.process_id and sid in self.sockets else None
+
     async def _disconnect(self, sid: str, *_: Any) -> None:
         sock = self.sockets.pop(sid, None)
-        if sock is None or self.stopping:
+        if sock is None:
+            return
+        try:  # its audio goes with it, whatever else happens
+            await self.services.media.drop(sock.conn)
+        except Exception:
+            log.warning("media clean-up failed for %s", sid, exc_info=True)
+        if self.stopping:
             return
         for session_id, membership_id in list(sock.rooms.items()):
             try:
@@ -385,6 +396,7 @@ class Realtime:
             return
         sock.scopes.pop(session_id, None)
         try:
+            await self.services.media.drop(sock.conn, [session_id])
             out = await self.services.rooms.leave(session_id, membership_id, sock.conn, reason="access")
             await self.services.bus.publish(*out.news)  # the leaver hears its own leave too
             await self.sio.leave_room(sock.sid, room_name(session_id))

@@ -54,6 +54,7 @@ async def leave(call: Call[SessionScope]) -> Reply:
     session_id = call.scope.session.id
     await call.link.leave(room_name(session_id))
     call.link.forget_room(session_id)
+    await call.services.media.drop(call.conn, [session_id])
     return _reply(await call.services.rooms.leave(session_id, call.scope.actor.membership_id, call.conn))
 
 

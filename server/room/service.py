@@ -23,6 +23,7 @@ from server.access.guard import SessionScope
 from server.access.roles import Role
 from server.agenda.models import AgendaItem
 from server.audit import service as audit
+from server.booths import service as booths
 from server.core.clock import iso_z, utcnow
 from server.core.errors import AccessMoved, DomainError, ErrorCode, conflict, invalid, not_found
 from server.core.events import DomainEvent
@@ -358,6 +359,66 @@ class RoomService:
             stage(EventType.FLOOR_END, {"target": state.floor["membership_id"]})
 
         return await self._command(scope, idem, build)
+
+    # ---- audio decisions (logged; the media hub applies them at the engine) ----------
+
+    async def unmute(self, scope: SessionScope, target: str, may_speak: bool) -> Outcome:
+        """Chair: let ``target`` speak on the floor (``media.publish_granted``).
+        ``may_speak``: the policy lets the target take the floor in this session."""
+
+        async def build(state: RoomState, stage: Stage) -> None:
+            if not state.present_has(target):
+                raise not_found("Participant in the room")
+            if not may_speak:
+                raise DomainError(ErrorCode.FORBIDDEN, "This participant may not take the floor in this session.")
+            if target in state.unmuted:
+                raise conflict("This participant is already unmuted.")
+            stage(EventType.MEDIA_GRANTED, {"target": target})
+
+        return await self._command(scope, None, build)
+
+    async def mute(self, scope: SessionScope, target: str) -> Outcome:
+        """Chair: withdraw an unmute (``media.publish_revoked``); their audio stops."""
+
+        async def build(state: RoomState, stage: Stage) -> None:
+            if target not in state.unmuted:
+                raise conflict("This participant is not unmuted.")
+            stage(EventType.MEDIA_REVOKED, {"target": target})
+
+        return await self._command(scope, None, build)
+
+    async def hand_over_booth(self, scope: SessionScope, booth_id: str, language: str) -> Outcome:
+        """The booth's active interpreter passes the microphone to the standby: the
+        booth row and the logged ``booth.handover`` commit together."""
+        async def build(state: RoomState, stage: Stage) -> None:
+            after = await booths.hand_over(
+                stage.db, scope.visit.id, booth_id, actor_person_id=scope.actor.person_id,
+                expected_active=scope.actor.membership_id,
+            )
+            stage(EventType.BOOTH_HANDOVER, {
+                "language": language, "from": scope.actor.membership_id,
+                "to": after.active.membership_id if after.active else None,
+            })
+
+        return await self._command(scope, None, build)
+
+    async def booth_floor(self, scope: SessionScope, language: str, carries_floor: bool) -> Outcome:
+        """The active interpreter switches their booth's channel to the floor, or back."""
+
+        async def build(state: RoomState, stage: Stage) -> None:
+            stage(EventType.BOOTH_FLOOR, {"language": language, "carries_floor": carries_floor})
+
+        return await self._command(scope, None, build)
+
+    async def channels_changed(self, session_id: str, opened: set[str], closed: set[str]) -> list[DomainEvent]:
+        """Record channels that became heard (``channel.open``) or silent
+        (``channel.close``); the server's own events, with no author."""
+        async with self.log.unit(session_id) as unit:
+            for channel in sorted(opened - unit.state.channels):
+                unit.add(EventType.CHANNEL_OPEN, None, {"channel": channel})
+            for channel in sorted(closed & unit.state.channels):
+                unit.add(EventType.CHANNEL_CLOSE, None, {"channel": channel})
+        return [RoomChanged(session_id, tuple(unit.staged))] if unit.staged else []
 
     async def start_item(
         self, scope: SessionScope, item_id: str, idem: str | None

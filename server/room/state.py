@@ -33,6 +33,13 @@ class EventType(StrEnum):
     FLOOR_GIVE = "floor.give"
     FLOOR_END = "floor.end"
     CHAT = "chat"
+    # The room's audio decisions (the minutes need them; signalling is never logged).
+    MEDIA_GRANTED = "media.publish_granted"
+    MEDIA_REVOKED = "media.publish_revoked"
+    BOOTH_HANDOVER = "booth.handover"
+    BOOTH_FLOOR = "booth.floor"
+    CHANNEL_OPEN = "channel.open"
+    CHANNEL_CLOSE = "channel.close"
 
 
 @dataclass
@@ -48,6 +55,9 @@ class RoomState:
     floor: dict[str, str] | None = None  # {"membership_id", "since"}
     chat: list[dict[str, Any]] = field(default_factory=list)  # the last CHAT_WINDOW messages
     chat_more: bool = False  # older messages than those in ``chat`` exist
+    unmuted: set[str] = field(default_factory=set)  # whom a chair let speak on the floor
+    booth_floor: dict[str, bool] = field(default_factory=dict)  # booth language -> carries the floor
+    channels: set[str] = field(default_factory=set)  # channels someone is heard on now
 
     @property
     def present(self) -> list[str]:
@@ -92,8 +102,20 @@ class RoomState:
             target = data["target"]
             self._drop_request(target)
             self.floor = {"membership_id": target, "since": at}
+            self.booth_floor.clear()  # an interpreter's switch holds for one speaker
         elif kind == EventType.FLOOR_END:
             self.floor = None
+            self.booth_floor.clear()
+        elif kind == EventType.MEDIA_GRANTED:
+            self.unmuted.add(data["target"])
+        elif kind == EventType.MEDIA_REVOKED:
+            self.unmuted.discard(data["target"])
+        elif kind == EventType.BOOTH_FLOOR:
+            self.booth_floor[data["language"]] = bool(data["carries_floor"])
+        elif kind == EventType.CHANNEL_OPEN:
+            self.channels.add(data["channel"])
+        elif kind == EventType.CHANNEL_CLOSE:
+            self.channels.discard(data["channel"])
         elif kind == EventType.CHAT and who:
             self.chat.append({"seq": event["seq"], "membership_id": who, "text": data["text"], "at": at})
             if len(self.chat) > CHAT_WINDOW:
@@ -126,6 +148,9 @@ class RoomState:
             "floor": dict(self.floor) if self.floor else None,
             "chat": list(self.chat),
             "chat_more": self.chat_more,
+            "unmuted": sorted(self.unmuted),
+            "booth_floor": dict(self.booth_floor),
+            "channels": sorted(self.channels),
         }
 
 
