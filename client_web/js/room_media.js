@@ -276,7 +276,12 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
   async function takeOffer(offer) {
     if (!joined || !offer || !offer.sdp) return;
     listenWaiting = false;
-    if (offer.fresh || !listenPc) {
+    if (!offer.fresh && !listenPc) {
+      // A renegotiation of a peer connection we no longer have: start over.
+      scheduleListenAgain();
+      return;
+    }
+    if (offer.fresh) {
       closeListen();
       listenPc = newListenPc();
     }
@@ -315,7 +320,6 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
       else onProblem(ack.error.message);
       return null;
     }
-    listenChannel = ack.channel || listenChannel;
     if (!ack.sdp) {
       closeListen();
       listenWaiting = true;
@@ -334,26 +338,33 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
     }, 1000);
   }
 
-  /** Ask for what we listen to again (after a failure or a re-join). */
-  function listenAgain() {
-    if (!joined) return Promise.resolve();
-    listenChain = listenChain
-      .then(async () => {
-        if (!joined) return;
-        closeListen();
-        const offer = onListenAck(await ask("media.listen", { channel: listenChannel }));
-        if (offer) await takeOffer({ ...offer, fresh: true });
-      })
-      .catch(ignore);
+  function listenStep(step) {
+    listenChain = listenChain.then(() => (joined ? step() : null)).catch(ignore);
     return listenChain;
   }
 
-  /** Choose what to hear: the floor or a booth's channel. */
+  /** Listen from scratch (after a failure, a re-join, or on joining): the server drops
+   * what it had for us, and the engine's next offer is for a new peer connection. */
+  function listenAgain() {
+    return listenStep(async () => {
+      closeListen();
+      await ask("media.stop");
+      const offer = onListenAck(await ask("media.listen", { channel: listenChannel }));
+      if (offer) await takeOffer(offer);
+    });
+  }
+
+  /** Choose what to hear: the floor or a booth's channel (the peer connection we have
+   * is renegotiated, or replaced when the engine says so). */
   function listen(channel) {
     listenChannel = channel;
     remix();
     changed();
-    return listenAgain();
+    if (!listenPc) return listenAgain();
+    return listenStep(async () => {
+      const offer = onListenAck(await ask("media.listen", { channel }));
+      if (offer) await takeOffer(offer);
+    });
   }
 
   function queueOffer(offer) {

@@ -108,10 +108,9 @@ async def test_listeners_hear_the_floor_their_booth_and_relay_and_an_observer_ca
     audio: MediaWorld,
 ) -> None:
     async with Chair(audio) as chair:
+        delegate = await audio.participant("delegate", FLOOR_HZ)
         answer = await chair.call("floor.give", membership_id=audio.member("delegate"))
         assert answer.get("ok"), answer
-
-        delegate = await audio.participant("delegate", FLOOR_HZ)
         await mic_live(delegate.page)
         interpreter = await audio.participant("interpreter", BOOTH_A_HZ)
         await expect(interpreter.page.get_by_role("combobox", name="Listen source")).to_be_visible()
@@ -157,9 +156,9 @@ async def test_listeners_hear_the_floor_their_booth_and_relay_and_an_observer_ca
 
 async def test_ending_the_floor_silences_the_speaker_and_a_lost_connection_comes_back(audio: MediaWorld) -> None:
     async with Chair(audio) as chair:
+        delegate = await audio.participant("delegate", FLOOR_HZ)
         answer = await chair.call("floor.give", membership_id=audio.member("delegate"))
         assert answer.get("ok"), answer
-        delegate = await audio.participant("delegate", FLOOR_HZ)
         await mic_live(delegate.page)
         listener = await audio.participant("observer", OBSERVER_HZ)
         await join_audio(listener.page, listen="floor")
