@@ -1,9 +1,13 @@
-"""Run inside a media test's network namespace: the Janus engine serves a floor speaker
-(one tone), a booth interpreter (another tone) and two listeners, one on the floor and one
-on the booth; then the floor's forwarding is switched off. Prints what each listener
-heard as JSON.
+"""Run inside a media test's network namespace: a media engine (Janus, or the embedded
+one) serves a floor speaker (one tone), a booth interpreter (another tone) and two
+listeners, one on the floor and one on the booth; then the floor's forwarding is
+switched off. Prints what each listener heard as JSON.
 
-    python -m tests.media.engine_peers JANUS_URL API_SECRET ADMIN_KEY
+    python -m tests.media.engine_peers janus JANUS_URL API_SECRET ADMIN_KEY [SCENARIO]
+    python -m tests.media.engine_peers embedded [SCENARIO]
+
+SCENARIO: ``main`` (the default), ``handover`` (a booth's interpreters swap) or
+``refusals`` (malformed SDP and candidates while a listener listens).
 """
 
 from __future__ import annotations
@@ -13,12 +17,14 @@ import json
 import sys
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import numpy as np
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 
+from server.media.embedded import EmbeddedEngine
+from server.media.engine import MediaEngine, MediaError
 from server.media.janus import JanusClient
 from server.media.janus_engine import JanusEngine
 from tests.media.janus_peers import RATE, Tone, dominant_frequency
@@ -65,7 +71,7 @@ def level(samples: np.ndarray[Any, Any]) -> float:
     return float(np.sqrt(np.mean(samples**2))) if len(samples) else 0.0
 
 
-async def speaker(engine: JanusEngine, room: str, key: str, channel: str, hz: float) -> RTCPeerConnection:
+async def speaker(engine: MediaEngine, room: str, key: str, channel: str, hz: float) -> RTCPeerConnection:
     pc = RTCPeerConnection()
     pc.addTrack(Tone(hz))
     await pc.setLocalDescription(await pc.createOffer())
@@ -74,7 +80,7 @@ async def speaker(engine: JanusEngine, room: str, key: str, channel: str, hz: fl
     return pc
 
 
-async def listener(engine: JanusEngine, room: str, key: str, publishers: list[str]) -> Ear:
+async def listener(engine: MediaEngine, room: str, key: str, publishers: list[str]) -> Ear:
     ear = Ear()
     offered = await engine.subscribe(room, key, publishers)
     await ear.pc.setRemoteDescription(RTCSessionDescription(sdp=offered.offer, type="offer"))
@@ -83,7 +89,7 @@ async def listener(engine: JanusEngine, room: str, key: str, publishers: list[st
     return ear
 
 
-async def until_live(engine: JanusEngine, room: str, publishers: set[str], timeout: float = 15.0) -> None:
+async def until_live(engine: MediaEngine, room: str, publishers: set[str], timeout: float = 15.0) -> None:
     """Wait until these publishers' media is up (their feeds exist for subscribers)."""
     deadline = time.monotonic() + timeout
     while await engine.live(room) != publishers:
@@ -94,15 +100,23 @@ async def until_live(engine: JanusEngine, room: str, publishers: set[str], timeo
 
 @asynccontextmanager
 async def engine_room(
-    url: str, secret: str, admin_key: str, room: str
-) -> AsyncIterator[tuple[JanusEngine, list[RTCPeerConnection]]]:
-    """A Janus engine with ``room`` open; the peer connections put in the list are
-    closed, and the engine's rooms and session ended, on the way out."""
-    async with JanusClient(url, secret) as client:
-        engine = JanusEngine(client, admin_key=admin_key)
-        await engine.open_room(room)
+    engine_spec: list[str], room: str, *, cpus: set[int] | None = None
+) -> AsyncIterator[tuple[MediaEngine, list[RTCPeerConnection]]]:
+    """An engine (``["janus", URL, SECRET, ADMIN_KEY]`` or ``["embedded"]``, whose child
+    runs on ``cpus``) with ``room`` open; the peer connections put in the list are
+    closed, and the engine closed, on the way out."""
+    async with AsyncExitStack() as stack:
+        engine: MediaEngine
+        if engine_spec[0] == "janus":
+            client = await stack.enter_async_context(JanusClient(engine_spec[1], engine_spec[2]))
+            engine = JanusEngine(client, admin_key=engine_spec[3])
+        elif engine_spec[0] == "embedded":
+            engine = EmbeddedEngine(cpus=cpus)
+        else:
+            raise SystemExit(f"unknown engine {engine_spec[0]!r}")
         peers: list[RTCPeerConnection] = []
         try:
+            await engine.open_room(room)
             yield engine, peers
         finally:
             for pc in peers:
@@ -110,9 +124,9 @@ async def engine_room(
             await engine.aclose()
 
 
-async def main(url: str, secret: str, admin_key: str) -> dict[str, Any]:
+async def main(engine_spec: list[str]) -> dict[str, Any]:
     room = "session-1"
-    async with engine_room(url, secret, admin_key, room) as (engine, peers):
+    async with engine_room(engine_spec, room) as (engine, peers):
         peers.append(await speaker(engine, room, "delegate", "floor", FLOOR_HZ))
         peers.append(await speaker(engine, room, "interpreter-es", "es", BOOTH_HZ))
         await until_live(engine, room, {"delegate", "interpreter-es"})
@@ -137,11 +151,11 @@ async def main(url: str, secret: str, admin_key: str) -> dict[str, Any]:
 ACTIVE_HZ, STANDBY_HZ = 660.0, 880.0
 
 
-async def handover(url: str, secret: str, admin_key: str) -> dict[str, Any]:
+async def handover(engine_spec: list[str]) -> dict[str, Any]:
     """A booth with two interpreters, the standby connected but not forwarded; the
     listener subscribes to both; the hand-over switches forwarding only."""
     room = "session-2"
-    async with engine_room(url, secret, admin_key, room) as (engine, peers):
+    async with engine_room(engine_spec, room) as (engine, peers):
         peers.append(await speaker(engine, room, "interpreter-1", "es", ACTIVE_HZ))
         peers.append(await speaker(engine, room, "interpreter-2", "es", STANDBY_HZ))
         await until_live(engine, room, {"interpreter-1", "interpreter-2"})
@@ -163,6 +177,63 @@ async def handover(url: str, secret: str, admin_key: str) -> dict[str, Any]:
         }
 
 
+async def refusals(engine_spec: list[str]) -> dict[str, Any]:
+    """A floor speaker and a listener; meanwhile malformed offers, answers and
+    candidates are sent. Each is refused (MediaError), and the listener hears on."""
+    room = "session-3"
+    async with engine_room(engine_spec, room) as (engine, peers):
+        peers.append(await speaker(engine, room, "delegate", "floor", FLOOR_HZ))
+        await until_live(engine, room, {"delegate"})
+        ear = await listener(engine, room, "listener-floor", ["delegate"])
+        peers.append(ear.pc)
+        await asyncio.sleep(1.0)
+        started = time.monotonic()
+        garbage_sdp = "v=0\r\no=- garbage\r\nm=audio nonsense\r\n"
+        bad_candidates: list[dict[str, Any]] = [
+            {"candidate": "candidate:garbage", "sdpMid": "0", "sdpMLineIndex": 0},
+            {"candidate": "candidate:1 one udp many 10.0.0.1 port typ host", "sdpMid": "0", "sdpMLineIndex": 0},
+            {"candidate": 42, "sdpMid": "0"},
+        ]
+        attempts: list[tuple[str, Any]] = [
+            ("publish", engine.publish(room, "intruder", "es", garbage_sdp)),
+            ("publish_empty", engine.publish(room, "intruder", "es", "")),
+        ]
+        refused: dict[str, str] = {}
+        for name, attempt in attempts:
+            try:
+                await attempt
+                refused[name] = ""
+            except MediaError as exc:
+                refused[name] = str(exc)
+        # A second listener whose answer is garbage.
+        await engine.subscribe(room, "listener-2", ["delegate"])
+        try:
+            await engine.start(room, "listener-2", garbage_sdp)
+            refused["start"] = ""
+        except MediaError as exc:
+            refused["start"] = str(exc)
+        for n, candidate in enumerate(bad_candidates):
+            try:
+                await engine.trickle(room, "listener-floor", candidate)
+                refused[f"candidate_{n}"] = ""
+            except MediaError as exc:
+                refused[f"candidate_{n}"] = str(exc)
+        await engine.trickle(room, "listener-floor", None)  # the end of candidates: fine
+        await asyncio.sleep(2.0)
+        end = time.monotonic()
+        heard = ear.window(started + 0.5, end)
+        return {
+            "refused": refused,
+            "floor_hz": dominant_frequency(heard, RATE) if len(heard) else 0.0,
+            "level_after": level(heard),
+            "seconds_heard": len(heard) / RATE,
+        }
+
+
+SCENARIOS = {"main": main, "handover": handover, "refusals": refusals}
+
 if __name__ == "__main__":
-    scenario = handover if sys.argv[4:] == ["handover"] else main
-    print(json.dumps(asyncio.run(scenario(sys.argv[1], sys.argv[2], sys.argv[3]))))
+    args = sys.argv[1:]
+    spec = args[:4] if args[:1] == ["janus"] else args[:1]
+    scenario = SCENARIOS[args[len(spec)] if len(args) > len(spec) else "main"]
+    print(json.dumps(asyncio.run(scenario(spec))))

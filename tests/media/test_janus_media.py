@@ -32,7 +32,7 @@ def test_the_engine_gives_each_listener_only_its_channel_and_ending_the_floor_si
     hears nothing from one second on, while the booth goes on."""
     with network_namespace() as ns, running_janus(tmp_path, netns=ns) as janus:
         done = ns.run(
-            [sys.executable, "-m", "tests.media.engine_peers", janus.url, janus.api_secret, janus.admin_key],
+            [sys.executable, "-m", "tests.media.engine_peers", "janus", janus.url, janus.api_secret, janus.admin_key],
             cwd=ROOT, timeout=120,
         )
         heard = json.loads(done.stdout.strip().splitlines()[-1])
@@ -51,7 +51,7 @@ def test_a_booth_hand_over_only_switches_forwarding_and_the_listener_hears_the_n
     660 Hz, with no new negotiation."""
     with network_namespace() as ns, running_janus(tmp_path, netns=ns) as janus:
         done = ns.run(
-            [sys.executable, "-m", "tests.media.engine_peers", janus.url, janus.api_secret, janus.admin_key,
+            [sys.executable, "-m", "tests.media.engine_peers", "janus", janus.url, janus.api_secret, janus.admin_key,
              "handover"],
             cwd=ROOT, timeout=120,
         )

@@ -60,6 +60,7 @@ def test_empty_state() -> None:
     assert RoomState().snapshot() == {
         "seq": 0, "people": {}, "present": [], "connections": {}, "lobby": [], "current_item": None,
         "items": {}, "queue": [], "floor": None, "chat": [], "chat_more": False,
+        "unmuted": [], "booth_floor": {}, "channels": [],
     }
 
 
@@ -183,6 +184,26 @@ def test_chat_keeps_a_window_of_the_latest_messages() -> None:
     assert state.snapshot()["chat"] == snap["chat"]
 
 
+def test_audio_decisions() -> None:
+    """A chair's unmutes last until muted; an interpreter's floor switch holds for the
+    current speaker; channels heard open and close."""
+    log = Log()
+    log.add(EventType.MEDIA_GRANTED, "m-chair", target="m-expert")
+    log.add(EventType.MEDIA_GRANTED, "m-chair", target="m-delegate")
+    log.add(EventType.FLOOR_GIVE, "m-chair", target="m-delegate")
+    log.add(EventType.BOOTH_FLOOR, "m-interpreter", language="es", carries_floor=False)
+    log.add(EventType.CHANNEL_OPEN, None, channel="floor")
+    log.add(EventType.CHANNEL_OPEN, None, channel="es")
+    state = fold(log.events)
+    assert state.unmuted == {"m-expert", "m-delegate"} and state.booth_floor == {"es": False}
+    assert state.snapshot()["channels"] == ["es", "floor"]
+    log.add(EventType.MEDIA_REVOKED, "m-chair", target="m-delegate")
+    log.add(EventType.FLOOR_END, "m-chair")
+    log.add(EventType.CHANNEL_CLOSE, None, channel="es")
+    state = fold(log.events)
+    assert state.unmuted == {"m-expert"} and state.booth_floor == {} and state.channels == {"floor"}
+
+
 def test_unknown_event_types_only_advance_seq() -> None:
     """A newer server may log kinds this fold does not know: it must not break."""
     log = Log()
@@ -216,7 +237,8 @@ def test_snapshot_is_a_copy() -> None:
 
 # ---- properties of any log the service could write ------------------------------------
 
-KINDS = ["join", "leave", "wait", "admit", "decline", "start", "end", "request", "withdraw", "give", "over", "chat"]
+KINDS = ["join", "leave", "wait", "admit", "decline", "start", "end", "request", "withdraw", "give", "over", "chat",
+         "unmute", "mute", "booth", "open", "close"]
 
 
 @st.composite
@@ -247,6 +269,14 @@ def logs(draw: st.DrawFn) -> list[dict[str, Any]]:
             log.add(EventType.FLOOR_GIVE, "m-chair", target=who)
         elif kind == "over":
             log.add(EventType.FLOOR_END, "m-chair")
+        elif kind in ("unmute", "mute"):
+            log.add(EventType.MEDIA_GRANTED if kind == "unmute" else EventType.MEDIA_REVOKED, "m-chair", target=who)
+        elif kind == "booth":
+            log.add(EventType.BOOTH_FLOOR, "m-interpreter", language=draw(st.sampled_from(["es", "fr"])),
+                    carries_floor=draw(st.booleans()))
+        elif kind in ("open", "close"):
+            log.add(EventType.CHANNEL_OPEN if kind == "open" else EventType.CHANNEL_CLOSE, None,
+                    channel=draw(st.sampled_from(["floor", "es", "fr"])))
         else:
             log.add(EventType.CHAT, who, text=draw(st.text(min_size=1, max_size=20)))
     return log.events

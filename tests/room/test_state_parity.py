@@ -129,6 +129,22 @@ def scripted() -> Recorder:
     r.add(EventType.FLOOR_REQUEST, "m-id", {})
     r.add(EventType.LEAVE, "m-id", {"conn": "d1"})  # a dropped connection keeps the request
     r.add(EventType.LEAVE, "m-ke", {"conn": "k2", "reason": "restart"})
+    # The room's audio decisions.
+    r.add(EventType.MEDIA_GRANTED, "m-sec", {"target": "m-ke"})
+    r.add(EventType.MEDIA_GRANTED, "m-sec", {"target": "m-co"})
+    r.add(EventType.CHANNEL_OPEN, None, {"channel": "floor"})
+    r.add(EventType.CHANNEL_OPEN, None, {"channel": "es"})
+    r.add(EventType.BOOTH_FLOOR, "m-int", {"language": "es", "carries_floor": True})
+    r.add(EventType.BOOTH_FLOOR, "m-int", {"language": "fr", "carries_floor": False})
+    r.add(EventType.BOOTH_FLOOR, "m-int", {"language": "es", "carries_floor": False})  # keeps its place
+    r.add(EventType.BOOTH_HANDOVER, "m-int", {"language": "es", "from": "m-int", "to": "m-int2"})
+    r.add(EventType.MEDIA_REVOKED, "m-sec", {"target": "m-co"})
+    r.add(EventType.MEDIA_REVOKED, "m-sec", {"target": "m-id"})  # never unmuted
+    r.add(EventType.CHANNEL_CLOSE, None, {"channel": "es"})
+    r.add(EventType.CHANNEL_CLOSE, None, {"channel": "de"})  # never open
+    r.add(EventType.FLOOR_GIVE, "m-sec", {"target": "m-ke"})  # a new speaker: the booth switches reset
+    r.add(EventType.BOOTH_FLOOR, "m-int", {"language": "es", "carries_floor": True})
+    r.add(EventType.FLOOR_END, "m-sec", {"target": "m-ke"})
     return r
 
 
@@ -147,8 +163,8 @@ def simulated(seed: int, steps: int = 160) -> Recorder:
         absent = [m for m in members if not conns[m] and (m not in st.lobby or rng.random() < 0.2)]
         choice = rng.choices(
             ["join", "leave", "wait", "admit", "decline", "item", "item_end", "request",
-             "withdraw", "give", "end", "chat"],
-            weights=[6, 4, 2, 2, 1, 2, 1, 6, 2, 4, 2, 10],
+             "withdraw", "give", "end", "chat", "unmute", "booth", "channel"],
+            weights=[6, 4, 2, 2, 1, 2, 1, 6, 2, 4, 2, 10, 2, 2, 2],
         )[0]
         after = rng.uniform(0.2, 45.0)
         if choice == "join" and absent:
@@ -194,6 +210,20 @@ def simulated(seed: int, steps: int = 160) -> Recorder:
             r.add(EventType.FLOOR_GIVE, "m-sec", {"target": target}, after=0)
         elif choice == "end" and st.floor:
             r.add(EventType.FLOOR_END, "m-sec", {"target": st.floor["membership_id"]}, after=after)
+        elif choice == "unmute" and present:
+            m = rng.choice(present)
+            kind = EventType.MEDIA_REVOKED if m in st.unmuted else EventType.MEDIA_GRANTED
+            r.add(kind, "m-sec", {"target": m}, after=after)
+        elif choice == "booth" and rng.random() < 0.3:
+            r.add(EventType.BOOTH_HANDOVER, "m-int", {"language": "es", "from": "m-int", "to": "m-int2"}, after=after)
+        elif choice == "booth":
+            language = rng.choice(["es", "fr"])
+            r.add(EventType.BOOTH_FLOOR, "m-int", {"language": language, "carries_floor": rng.random() < 0.5},
+                  after=after)
+        elif choice == "channel":
+            channel = rng.choice(["floor", "es", "fr"])
+            kind = EventType.CHANNEL_CLOSE if channel in st.channels else EventType.CHANNEL_OPEN
+            r.add(kind, None, {"channel": channel}, after=after)
         elif choice == "chat" and present:
             m = rng.choice(present)
             words = rng.sample(["asset", "recovery", "art. 52", "¿estadísticas?", "2019–2023", "<i>", "&amp;"], 3)
