@@ -144,6 +144,12 @@ async def test_listeners_hear_the_floor_their_booth_and_relay_and_an_observer_ca
         await listen_to(relay.page, audio.booths.a, label="Listen source")
         await wait_for_tone(relay.page, BOOTH_A_HZ)
 
+        # An interpreter asks the floor speaker to slow down: the speaker's page says so.
+        await interpreter.page.get_by_role("button", name="Slow down").click()
+        await expect(delegate.page.locator("#slowdown-notice")).to_be_visible()
+        await expect(delegate.page.locator("#slowdown-notice")).to_contain_text("Slow down")
+        await expect(floor_listener.page.locator("#slowdown-notice")).to_be_hidden()
+
         # The observer cannot publish: the Microphone is disabled with the server's
         # reason, and a forged media.publish through the page's own socket is refused.
         mic = floor_listener.page.get_by_role("button", name="Microphone", exact=True)

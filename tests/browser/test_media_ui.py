@@ -95,6 +95,20 @@ async def test_the_audio_follows_the_servers_media_state(server: LiveServer, wor
         re.compile("^Floor")
     )
 
+    # The embedded engine says how many people it is sized for.
+    if server.settings.media_engine == "embedded":
+        await expect(page.locator("#audio-ceiling")).to_have_text(
+            re.compile(r"This room's audio is for meetings up to \d+ people; your administrator can configure Janus")
+        )
+    # The choice of channel is remembered for this participant and survives a reload.
+    stored = await page.evaluate("(k) => localStorage.getItem(k)", f"parley.audio.{world.members['observer'].membership_id}")
+    assert stored is None
+    await page.get_by_role("combobox", name="Listen to").select_option("floor")
+    await page.reload()
+    await expect(page.get_by_role("combobox", name="Listen to")).to_have_value("floor")
+    stored = await page.evaluate("(k) => localStorage.getItem(k)", f"parley.audio.{world.members['observer'].membership_id}")
+    assert stored and '"listen":"floor"' in stored
+
     chair = await in_room(await open_tab("secretariat"), server, world, "secretariat")
     row = chair.page.locator("#presence li", has_text="Observer Person")
     await expect(row.get_by_role("button", name="Unmute")).to_be_visible()
