@@ -316,8 +316,10 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
 
   function onListenAck(ack) {
     if (ack.error) {
+      // Not answered, or asked between a reconnect and its re-join ("Join the room
+      // first."): the re-join listens again by itself.
       if (ack.error.code === "timeout" || ack.error.code === "unavailable") scheduleListenAgain();
-      else onProblem(ack.error.message);
+      else if (ack.error.code !== "conflict") onProblem(ack.error.message);
       return null;
     }
     if (!ack.sdp) {
@@ -447,7 +449,9 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
       if (publishPc !== entry) return false;
       if (ack.error) {
         closePublish();
-        if (ack.error.code !== "timeout") onProblem(ack.error.message);
+        // A conflict ("Join the room first.") is a reconnect under way: the re-join
+        // publishes again.
+        if (ack.error.code !== "timeout" && ack.error.code !== "conflict") onProblem(ack.error.message);
         return false;
       }
       await pc.setRemoteDescription({ type: "answer", sdp: ack.sdp });

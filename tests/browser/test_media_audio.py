@@ -191,6 +191,18 @@ async def test_ending_the_floor_silences_the_speaker_and_a_lost_connection_comes
         await wait_for_tone(listener.page, FLOOR_HZ, timeout=5)
         assert time.monotonic() - started < 5.0
 
+        # The listener's connection to the server drops and comes back: after the re-join
+        # it listens again by itself, and the speaker publishes again by itself.
+        for tab in (listener, delegate):
+            await tab.context.set_offline(True)
+            await expect(tab.page.locator("#conn-status")).to_have_attribute("data-state", "lost")
+            await tab.context.set_offline(False)
+            await tab.connected()
+        await wait_for_tone(listener.page, FLOOR_HZ, timeout=20)
+        await expect(delegate.page.get_by_role("button", name="Microphone", exact=True)).to_have_attribute(
+            "aria-pressed", "true", timeout=20_000
+        )
+
         # Ending the floor cuts the speaker at once: silent at the listener within 1 s.
         started = time.monotonic()
         answer = await chair.call("floor.end")
