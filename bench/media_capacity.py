@@ -203,6 +203,9 @@ async def measure(args: argparse.Namespace, engine: Any, pid: int, listeners: in
         "engine_core_share": share,
         "listeners_per_core": listeners / share if share > 0 else None,
         "packets_per_second": packets / (t1 - t0),
+        # The engine's CPU per packet it forwarded: what the ceiling comes from when the
+        # source rate is off (a busy machine), since a listener costs 100 packets/s.
+        "cpu_us_per_packet": 1e6 * share * (t1 - t0) / packets if packets else None,
         "loss_p50": losses[len(losses) // 2] if losses else None,
         "loss_max": losses[-1] if losses else None,
         "jitter_ms_p50": jitters[len(jitters) // 2] if jitters else None,
@@ -240,13 +243,13 @@ def outside(args: argparse.Namespace, engine: str) -> dict[str, Any]:
 def table(result: dict[str, Any]) -> str:
     lines = [
         f"engine: {result['engine']}",
-        "listeners  streams  engine core  listeners/core  packets/s  loss p50/max       jitter ms p50/max  setup s",
-        "-" * 107,
+        "listeners  streams  engine core  listeners/core  packets/s  CPU us/packet  loss p50/max       jitter ms p50/max  setup s",
+        "-" * 122,
     ]
     for r in result["runs"]:
         lines.append(
             f"{r['listeners']:9d}  {r['streams']:7d}  {r['engine_core_share']:11.3f}  {r['listeners_per_core'] or 0:14.0f}"
-            f"  {r['packets_per_second']:9.0f}  {r['loss_p50']:.4f} / {r['loss_max']:.4f}  "
+            f"  {r['packets_per_second']:9.0f}  {r.get('cpu_us_per_packet') or 0:13.1f}  {r['loss_p50']:.4f} / {r['loss_max']:.4f}  "
             f"{r['jitter_ms_p50']:8.2f} / {r['jitter_ms_max']:6.2f}  {r['setup_seconds']:7.1f}"
         )
     return "\n".join(lines)
@@ -279,6 +282,14 @@ def comparison(results: dict[str, dict[str, Any]]) -> str:
         lines.append(f"{engine}: {value / LIVEKIT_PER_CORE:.2f} x LiveKit's {LIVEKIT_PER_CORE} listeners/core anchor")
     if "janus" in per_core and "embedded" in per_core:
         lines.append(f"embedded / janus (listeners per core, same run): {per_core['embedded'] / per_core['janus']:.2f}")
+    cost = {engine: [r["cpu_us_per_packet"] for r in result["runs"] if r.get("cpu_us_per_packet")]
+            for engine, result in results.items()}
+    for engine, values in cost.items():
+        if values:
+            lines.append(f"{engine}: {min(values):.0f}-{max(values):.0f} us of CPU per forwarded packet")
+    if cost.get("janus") and cost.get("embedded"):
+        ratio = min(cost["embedded"]) / min(cost["janus"])
+        lines.append(f"embedded costs {ratio:.1f} x janus per forwarded packet (best runs, same run of the bench)")
     return "\n".join(lines)
 
 

@@ -22,7 +22,7 @@ from server.core.i18n import pick_language
 from server.people.models import Person
 from server.visits import service as visits
 from server.web.bodies import Fields, read_fields, read_json
-from server.web.keys import SESSIONS, SETTINGS
+from server.web.keys import BUS, SESSIONS, SETTINGS
 from server.web.routing import RouteTable
 from server.web.templating import render
 
@@ -61,6 +61,7 @@ async def create_api(request: web.Request, scope: VisitScope) -> web.StreamRespo
             db, scope.visit.id, body.language, body.interpreters, actor_person_id=scope.actor.person_id
         )
         await db.commit()
+    await request.app[BUS].publish(booths.BoothsChanged(scope.visit.id))
     return web.json_response(booth.as_json(), status=201)
 
 
@@ -73,6 +74,7 @@ async def change_api(request: web.Request, scope: VisitScope) -> web.StreamRespo
             db, scope.visit.id, _booth_id(request), changes, actor_person_id=scope.actor.person_id
         )
         await db.commit()
+    await request.app[BUS].publish(booths.BoothsChanged(scope.visit.id))
     return web.json_response(booth.as_json())
 
 
@@ -81,6 +83,7 @@ async def remove_api(request: web.Request, scope: VisitScope) -> web.StreamRespo
     async with request.app[SESSIONS]() as db:
         await booths.remove_booth(db, scope.visit.id, _booth_id(request), actor_person_id=scope.actor.person_id)
         await db.commit()
+    await request.app[BUS].publish(booths.BoothsChanged(scope.visit.id))
     return web.Response(status=204)
 
 
@@ -90,6 +93,7 @@ async def handover_api(request: web.Request, scope: VisitScope) -> web.StreamRes
     async with request.app[SESSIONS]() as db:
         booth = await booths.hand_over(db, scope.visit.id, _booth_id(request), actor_person_id=scope.actor.person_id)
         await db.commit()
+    await request.app[BUS].publish(booths.BoothsChanged(scope.visit.id))
     return web.json_response(booth.as_json())
 
 
@@ -141,6 +145,7 @@ async def _form_change(request: web.Request, scope: VisitScope, change: Any) -> 
         async with request.app[SESSIONS]() as db:
             await change(db, fields)
             await db.commit()
+        await request.app[BUS].publish(booths.BoothsChanged(scope.visit.id))
     except DomainError as err:
         if err.status not in (400, 404, 409):
             raise

@@ -24,6 +24,7 @@ from server.access.roles import Role
 from server.audit import service as audit
 from server.booths.models import Booth, BoothInterpreter
 from server.core.errors import DomainError, ErrorCode, conflict, invalid, not_found
+from server.core.events import DomainEvent
 from server.people.models import Membership, Person
 
 MAX_INTERPRETERS = 2
@@ -74,6 +75,14 @@ def language_tag(raw: str) -> tuple[str, str]:
 
 def language_name(tag: str) -> str:
     return language_tag(tag)[1]
+
+
+@dataclass(frozen=True)
+class BoothsChanged(DomainEvent):
+    """A visit's booths or their interpreters changed (published after the commit):
+    the rooms' audio follows (who may publish into a booth, who is forwarded)."""
+
+    visit_id: str
 
 
 @dataclass(frozen=True)

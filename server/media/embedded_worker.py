@@ -335,10 +335,12 @@ class Sfu:
         pc = publisher.pc if publisher else listener.pc if listener else None
         if pc is None:
             raise MediaError("no such peer connection")
-        if candidate is None or not str(candidate.get("candidate") or "").strip():
-            return  # the end of the browser's candidates
+        if candidate is None:
+            return
         if not isinstance(candidate, dict):
             raise MediaError("malformed ICE candidate")
+        if candidate.get("candidate") == "":
+            return  # the end of the browser's candidates
         parsed = _candidate(candidate)
         try:
             await pc.addIceCandidate(parsed)

@@ -37,7 +37,7 @@ from server.access.facts import AccessChanged
 from server.access.guard import SessionScope, may, resolve_session
 from server.access.policy import Action
 from server.booths import service as booths
-from server.booths.service import BoothView
+from server.booths.service import BoothsChanged, BoothView
 from server.config import Settings
 from server.core.clock import utcnow
 from server.core.errors import DomainError, ErrorCode, conflict, invalid, not_found, unavailable
@@ -59,7 +59,7 @@ LIVE_POLL_SECONDS = 0.2
 # Room events after which the answer may differ.
 TRIGGERS = frozenset({
     EventType.FLOOR_GIVE, EventType.FLOOR_END, EventType.MEDIA_GRANTED, EventType.MEDIA_REVOKED,
-    EventType.BOOTH_HANDOVER, EventType.BOOTH_FLOOR, EventType.LEAVE,
+    EventType.BOOTH_HANDOVER, EventType.BOOTH_FLOOR,
 })
 
 
@@ -70,13 +70,6 @@ class MediaNews(DomainEvent):
     conn: str
     event: str
     payload: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class BoothsChanged(DomainEvent):
-    """A visit's booths or their interpreters changed (outside a room)."""
-
-    visit_id: str
 
 
 @dataclass
@@ -180,6 +173,7 @@ class MediaHub:
         self.ceiling = ceiling
         self._rooms: dict[str, _Room] = {}
         self._watches: set[asyncio.Task[None]] = set()
+        self._dirty: set[str] = set()  # rooms whose refresh is due (one task per room at a time)
 
     def install(self, bus: EventBus) -> None:
         self.bus = bus
@@ -416,14 +410,34 @@ class MediaHub:
             news = await self._apply(room, await self._facts(room))
         await self.bus.publish(*news)
 
+    def _later(self, session_id: str) -> None:
+        """Refresh a room in the background: the command that changed the floor is
+        acknowledged at once, and a burst of changes costs one pass (re-subscribing
+        hundreds of listeners takes the engine a while)."""
+        if session_id in self._dirty:
+            return
+        self._dirty.add(session_id)
+
+        async def run() -> None:
+            await asyncio.sleep(0)  # let the burst that scheduled this finish
+            self._dirty.discard(session_id)
+            try:
+                await self.refresh(session_id)
+            except Exception:
+                log.warning("media refresh failed in %s", session_id, exc_info=True)
+
+        task = asyncio.create_task(run())
+        self._watches.add(task)
+        task.add_done_callback(self._watches.discard)
+
     async def room_changed(self, change: RoomChanged) -> None:
         if change.session_id in self._rooms and any(e.get("type") in TRIGGERS for e in change.events):
-            await self.refresh(change.session_id)
+            self._later(change.session_id)
 
     async def booths_changed(self, change: BoothsChanged) -> None:
         for room in list(self._rooms.values()):
             if room.visit_id == change.visit_id:
-                await self.refresh(room.session_id)
+                self._later(room.session_id)
 
     async def access_changed(self, change: AccessChanged) -> None:
         """The rules changed (roles, chairs, access): publications are dropped and must

@@ -22,7 +22,7 @@ from server.config import Settings
 from server.media.hub import MediaHub
 from server.people.models import Person
 from server.web.keys import REALTIME
-from tests.conftest import LiveServer, settings_for, start_server
+from tests.conftest import LiveServer, http_client, settings_for, start_server
 from tests.fixtures.janus import Janus, running_janus
 from tests.fixtures.world import World, build_world
 from tests.media.janus_peers import Tone
@@ -230,7 +230,7 @@ async def test_a_listener_hears_the_floor_and_its_channel_and_is_renegotiated_as
 
 
 async def test_a_hand_over_only_switches_forwarding_and_is_logged(
-    peers: Peers, world: World, server: LiveServer
+    peers: Peers, world: World, server: LiveServer, sessions: Any
 ) -> None:
     sid = world.sessions["open"]
     active = await peers.joined("interpreter", sid)
@@ -259,6 +259,16 @@ async def test_a_hand_over_only_switches_forwarding_and_is_logged(
     assert offers == []  # no renegotiation: the listener already had both voices
     info = await standby.send("media.info")
     assert info["booth"]["active"] is True and info["booth"]["standby"] == active.membership_id
+
+    # The secretariat hands back from the booths page's API: the rooms' audio follows.
+    chair = await peers.joined("secretariat", sid)
+    async with sessions() as db:
+        booth = next(b for b in await booths.list_booths(db, world.visit_id) if b.language == "es")
+    async with http_client(server, chair.cookie) as http:
+        async with http.post(f"/api/visits/{world.visit_id}/booths/{booth.id}/handover") as r:
+            assert r.status == 200, await r.text()
+    await eventually(lambda: engine_forwarding(server, sid) == {key_of(peers, active): True,
+                                                                key_of(peers, standby): False}, "handed back")
 
 
 async def test_the_floor_language_and_the_interpreters_switch(peers: Peers, world: World, server: LiveServer,

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_room_audio_cases_pass_in_a_network_namespace() -> None:
     with network_namespace() as ns:
         done = subprocess.run(
-            ns.command([sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", "-k", "sqlite",
+            ns.command([sys.executable, "-m", "pytest", "-q", "-rA", "--tb=short", "-p", "no:cacheprovider", "-k", "sqlite",
                         "tests/media/hub_cases.py"]),
             cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
