@@ -19,6 +19,7 @@ import { createAgendaView } from "./room_view_agenda.js";
 import { createChatView } from "./room_view_chat.js";
 import { createFloorView } from "./room_view_floor.js";
 import { createLobbyView, createWaitingView } from "./room_view_lobby.js";
+import { createMediaView } from "./room_view_media.js";
 import { createPresenceView } from "./room_view_presence.js";
 import { createStatusView } from "./room_view_status.js";
 
@@ -42,6 +43,7 @@ function permissionsFrom(ack) {
 const status = createStatusView(S);
 let views = [];
 let waiting = null;
+let mediaView = null;
 
 const conn = connectRoom({
   sessionId: data.session_id,
@@ -54,7 +56,11 @@ const conn = connectRoom({
     changed(_state, live) {
       render(live);
     },
-    entered: showRoom,
+    entered() {
+      showRoom();
+      // Every (re)join: the media state is asked anew, and the audio restored.
+      mediaView.rejoined();
+    },
     waiting(declined) {
       $("room").hidden = true;
       waiting.show(declined);
@@ -75,6 +81,7 @@ const ctx = {
   feedback: status,
 };
 waiting = createWaitingView(ctx);
+mediaView = createMediaView(ctx);
 views = [
   status,
   createAgendaView(ctx),
@@ -82,6 +89,7 @@ views = [
   createLobbyView(ctx),
   createChatView(ctx),
   createPresenceView(ctx),
+  mediaView, // after the presence view: it adds the chair's Unmute / Mute there
 ];
 
 function render(live) {

@@ -59,7 +59,8 @@ function serverClock() {
 }
 
 /**
- * Connect to one session's room. Returns { state, serverNow, join, ask, send, command }.
+ * Connect to one session's room. Returns { state, serverNow, join, ask, send, command,
+ * on }: `on(event, handler)` subscribes to a server push on this connection (media).
  */
 export function connectRoom({ sessionId, strings, feedback, hooks }) {
   const S = strings;
@@ -316,5 +317,8 @@ export function connectRoom({ sessionId, strings, feedback, hooks }) {
     ask,
     send,
     command,
+    on(event, handler) {
+      socket.on(event, handler);
+    },
   };
 }

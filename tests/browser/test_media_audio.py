@@ -1,0 +1,243 @@
+"""The room's audio end to end: Chromium processes with their own fake microphones (one
+sine tone each), a Parley server and its media engine (Janus, and the embedded one),
+all in a network namespace of their own (tests/browser/media_world.py). A listener
+tells whose audio it receives by each received track's dominant frequency.
+
+Tones: floor speaker (the delegate) 440 Hz, booth A's active interpreter 660 Hz,
+booth A's standby 880 Hz, booth B's interpreter 1100 Hz, others 1320 / 990 Hz."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Page, Playwright, async_playwright, expect
+
+from server.config import Settings
+from tests.browser.media_world import (
+    MediaWorld,
+    ack,
+    has_tone,
+    heard,
+    join_audio,
+    listen_to,
+    media_world,
+    mic_live,
+    wait_for_tone,
+)
+from tests.conftest import login, socket_client
+from tests.fixtures.databases import Templates
+from tests.fixtures.janus import JANUS
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
+
+FLOOR_HZ, BOOTH_A_HZ, STANDBY_HZ, BOOTH_B_HZ, OBSERVER_HZ, EXPERT_HZ = 440, 660, 880, 1100, 990, 1320
+ENGINES = ["janus", "embedded"]
+
+
+@pytest.fixture
+async def pw() -> AsyncIterator[Playwright]:
+    async with async_playwright() as playwright:
+        yield playwright
+
+
+@pytest.fixture(params=ENGINES)
+async def audio(
+    request: pytest.FixtureRequest, templates: Templates, settings: Settings, tmp_path: Path, pw: Playwright
+) -> AsyncIterator[MediaWorld]:
+    if os.geteuid() != 0:
+        pytest.skip("media tests make a network namespace: run them as root (CI does)")
+    if request.param == "janus" and not shutil.which(JANUS) and not Path(JANUS).exists():
+        pytest.skip("Janus is not installed (Debian package janus)")
+    async with media_world(templates, settings, tmp_path / "media", pw, request.param) as world:
+        yield world
+
+
+async def tracks_labelled(audio: MediaWorld, page: Page, expected: dict[int, str]) -> None:
+    """Every tone in ``expected`` arrives on a track labelled with its channel."""
+    tracks = await heard(page)
+    unlabelled = [t for t in tracks if t["channel"] is None]
+    if unlabelled and audio.engine == "embedded":
+        pytest.xfail(f"the embedded engine's offers carry no `tracks` map (mid -> channel): {tracks}")
+    for hz, channel in expected.items():
+        assert has_tone(tracks, hz, channel), (hz, channel, tracks)
+
+
+class Chair:
+    """The session's chair (the secretariat) through a plain Socket.IO client."""
+
+    def __init__(self, audio: MediaWorld) -> None:
+        self.audio = audio
+
+    async def __aenter__(self) -> Chair:
+        cookie = await login(self.audio.server, self.audio.world.members["secretariat"].invite_token)
+        self.sio = await socket_client(self.audio.server, cookie)
+        answer = await self.call("room.join")
+        assert answer.get("ok"), answer
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.sio.disconnect()
+
+    async def call(self, event: str, **fields: object) -> dict[str, object]:
+        answer: dict[str, object] = await self.sio.call(
+            event, {"session_id": self.audio.session_id, **fields}, timeout=10
+        )
+        return answer
+
+
+async def test_each_chromium_has_its_own_tone_and_reaches_the_server_in_the_namespace(audio: MediaWorld) -> None:
+    """The harness itself: a page in the namespace opens its fake microphone and hears
+    its own file's tone; the room page reaches the server there."""
+    tab = await audio.participant("expert", EXPERT_HZ)
+    hz = await tab.page.evaluate(
+        """async () => {
+            const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+            const ctx = new AudioContext();
+            const analyser = ctx.createAnalyser();
+            analyser.fftSize = 4096;
+            ctx.createMediaStreamSource(stream).connect(analyser);
+            await new Promise((r) => setTimeout(r, 700));
+            const bins = new Float32Array(analyser.frequencyBinCount);
+            analyser.getFloatFrequencyData(bins);
+            let best = 1;
+            for (let i = 1; i < bins.length; i += 1) if (bins[i] > bins[best]) best = i;
+            for (const t of stream.getTracks()) t.stop();
+            await ctx.close();
+            return (best * ctx.sampleRate) / analyser.fftSize;
+        }"""
+    )
+    assert abs(hz - EXPERT_HZ) < 25, hz
+
+
+async def test_listeners_hear_the_floor_their_booth_and_relay_and_an_observer_cannot_publish(
+    audio: MediaWorld,
+) -> None:
+    async with Chair(audio) as chair:
+        delegate = await audio.participant("delegate", FLOOR_HZ)
+        answer = await chair.call("floor.give", membership_id=audio.member("delegate"))
+        assert answer.get("ok"), answer
+        await mic_live(delegate.page)
+        interpreter = await audio.participant("interpreter", BOOTH_A_HZ)
+        await expect(interpreter.page.get_by_role("combobox", name="Listen source")).to_be_visible()
+        await mic_live(interpreter.page)
+
+        booth_listener = await audio.participant("expert", EXPERT_HZ)
+        await join_audio(booth_listener.page, listen=audio.booths.a)
+        floor_listener = await audio.participant("observer", OBSERVER_HZ)
+        await join_audio(floor_listener.page, listen="floor")
+
+        # The booth-A listener hears the interpreter (and the floor under it).
+        await wait_for_tone(booth_listener.page, BOOTH_A_HZ)
+        # The floor listener hears the floor, and no track with the interpreter's tone.
+        await wait_for_tone(floor_listener.page, FLOOR_HZ)
+        for _ in range(10):
+            assert not has_tone(await heard(floor_listener.page), BOOTH_A_HZ)
+
+        # Relay: booth B's interpreter listens to booth A.
+        relay = await audio.participant("interpreter2", BOOTH_B_HZ)
+        await join_audio(relay.page)
+        await listen_to(relay.page, audio.booths.a, label="Listen source")
+        await wait_for_tone(relay.page, BOOTH_A_HZ)
+
+        # An interpreter asks the floor speaker to slow down: the speaker's page says so.
+        await interpreter.page.get_by_role("button", name="Slow down").click()
+        await expect(delegate.page.locator("#slowdown-notice")).to_be_visible()
+        await expect(delegate.page.locator("#slowdown-notice")).to_contain_text("Slow down")
+        await expect(floor_listener.page.locator("#slowdown-notice")).to_be_hidden()
+
+        # The observer cannot publish: the Microphone is disabled with the server's
+        # reason, and a forged media.publish through the page's own socket is refused.
+        mic = floor_listener.page.get_by_role("button", name="Microphone", exact=True)
+        await expect(mic).to_be_disabled()
+        await expect(floor_listener.page.locator("#mic-reason")).not_to_be_empty()
+        offer = await floor_listener.page.evaluate(
+            """async () => {
+                const pc = new RTCPeerConnection();
+                pc.addTransceiver("audio", { direction: "sendonly" });
+                const offer = await pc.createOffer();
+                pc.close();
+                return offer.sdp;
+            }"""
+        )
+        refused = await ack(floor_listener.page, "media.publish", channel="floor", sdp=offer)
+        assert refused.get("error", {}).get("code") == "forbidden", refused
+        refused = await ack(floor_listener.page, "media.publish", channel=audio.booths.a, sdp=offer)
+        assert refused.get("error", {}).get("code") == "forbidden", refused
+
+        # Each received track is labelled with its channel (the offer's `tracks`), which
+        # the original-audio mix needs: the floor under the booth, the booth at full.
+        await tracks_labelled(audio, booth_listener.page, {BOOTH_A_HZ: audio.booths.a, FLOOR_HZ: "floor"})
+
+
+async def test_ending_the_floor_silences_the_speaker_and_a_lost_connection_comes_back(audio: MediaWorld) -> None:
+    async with Chair(audio) as chair:
+        delegate = await audio.participant("delegate", FLOOR_HZ)
+        answer = await chair.call("floor.give", membership_id=audio.member("delegate"))
+        assert answer.get("ok"), answer
+        await mic_live(delegate.page)
+        listener = await audio.participant("observer", OBSERVER_HZ)
+        await join_audio(listener.page, listen="floor")
+        await wait_for_tone(listener.page, FLOOR_HZ)
+
+        # The listener's peer connection is closed under it: it hears again within 5 s.
+        started = time.monotonic()
+        await listener.page.evaluate("window.parleyMedia.dropListening()")
+        await wait_for_tone(listener.page, FLOOR_HZ, present=False, timeout=5)
+        await wait_for_tone(listener.page, FLOOR_HZ, timeout=5)
+        assert time.monotonic() - started < 5.0
+
+        # The listener's connection to the server drops and comes back: after the re-join
+        # it listens again by itself, and the speaker publishes again by itself.
+        for tab in (listener, delegate):
+            await tab.context.set_offline(True)
+            await expect(tab.page.locator("#conn-status")).to_have_attribute("data-state", "lost")
+            await tab.context.set_offline(False)
+            await tab.connected()
+        await wait_for_tone(listener.page, FLOOR_HZ, timeout=20)
+        await expect(delegate.page.get_by_role("button", name="Microphone", exact=True)).to_have_attribute(
+            "aria-pressed", "true", timeout=20_000
+        )
+
+        # Ending the floor cuts the speaker at once: silent at the listener within 1 s.
+        started = time.monotonic()
+        answer = await chair.call("floor.end")
+        assert answer.get("ok"), answer
+        await wait_for_tone(listener.page, FLOOR_HZ, present=False, timeout=5)
+        assert time.monotonic() - started < 1.0
+        # The speaker's page says the microphone is no longer live.
+        await expect(delegate.page.get_by_role("button", name="Microphone", exact=True)).to_have_attribute(
+            "aria-pressed", "false"
+        )
+
+
+async def test_a_booth_hand_over_switches_the_voice_within_a_second(audio: MediaWorld) -> None:
+    active = await audio.participant("interpreter", BOOTH_A_HZ)
+    await mic_live(active.page)
+    standby = await audio.participant("interpreter3", STANDBY_HZ)
+    await join_audio(standby.page)
+    await standby.page.get_by_role("button", name="Microphone", exact=True).click()
+    await expect(standby.page.locator("#mic-reason")).to_contain_text("standby")
+    listener = await audio.participant("expert", EXPERT_HZ)
+    await join_audio(listener.page, listen=audio.booths.a)
+    await wait_for_tone(listener.page, BOOTH_A_HZ)
+    assert not has_tone(await heard(listener.page), STANDBY_HZ)
+
+    handover = active.page.get_by_role("button", name="Hand over")
+    await expect(handover).to_be_enabled()
+    started = time.monotonic()
+    await handover.click()
+    await wait_for_tone(listener.page, STANDBY_HZ, timeout=5)
+    await wait_for_tone(listener.page, BOOTH_A_HZ, present=False, timeout=5)
+    assert time.monotonic() - started < 1.0
+    # The new active interpreter's Microphone is live; the old one's is not.
+    await expect(standby.page.get_by_role("button", name="Microphone", exact=True)).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    await expect(active.page.get_by_role("button", name="Microphone", exact=True)).to_have_attribute(
+        "aria-pressed", "false"
+    )
