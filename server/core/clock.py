@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 _offset = timedelta(0)
+_frozen: datetime | None = None
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC) + _offset
+    return (_frozen or datetime.now(UTC)) + _offset
 
 
 def shift(delta: timedelta) -> None:
@@ -17,9 +18,17 @@ def shift(delta: timedelta) -> None:
     _offset += delta
 
 
+def freeze() -> None:
+    """Test helper: stop the clock where it is (``shift`` still moves it), so a test of
+    durations does not depend on how fast a busy machine runs it."""
+    global _frozen
+    _frozen = datetime.now(UTC)
+
+
 def reset() -> None:
-    global _offset
+    global _offset, _frozen
     _offset = timedelta(0)
+    _frozen = None
 
 
 def iso_z(value: datetime) -> str:

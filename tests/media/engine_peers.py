@@ -227,6 +227,7 @@ async def refusals(engine_spec: list[str]) -> dict[str, Any]:
             "floor_hz": dominant_frequency(heard, RATE) if len(heard) else 0.0,
             "level_after": level(heard),
             "seconds_heard": len(heard) / RATE,
+            "window_seconds": end - (started + 0.5),
         }
 
 

@@ -60,7 +60,8 @@ def test_malformed_sdp_and_candidates_are_refused_while_a_listener_hears_on() ->
     assert refused["start"].startswith("malformed SDP answer"), refused
     assert all(refused[f"candidate_{n}"].startswith("malformed ICE candidate") for n in range(3)), refused
     assert abs(heard["floor_hz"] - 440) < 15, heard
-    assert heard["seconds_heard"] > 1.2, heard
+    # It kept hearing through the garbage: most of the window (a busy machine may lose some).
+    assert heard["seconds_heard"] > max(1.0, heard["window_seconds"] / 2), heard
     assert heard["level_after"] > 1000, heard
 
 
