@@ -17,6 +17,13 @@
 // more than 2 s, or closed under us), we listen again to the remembered channel and
 // publish again if we were publishing.
 //
+// Playback and the browser's autoplay policy: everything heard plays through one
+// AudioContext (received tracks also go through muted media elements, which Chromium
+// needs to pull them into WebAudio). Joined without a user gesture (the automatic
+// re-join after a reload), the browser may keep the context suspended, or refuse an
+// element's play(): then `blocked` is true until `resumePlayback()` is called from a
+// click (the page's "Resume audio" button); it is never left silent without a word.
+//
 // Mixing: every received track goes through a WebAudio gain node. `tracks` ({mid:
 // channel}) of each offer tells floor tracks from a booth's; while listening to a
 // booth, the floor plays quietly under it at the "original audio" level.
@@ -30,6 +37,7 @@ const DISCONNECTED_GRACE_MS = 2000;
 const WATCH_MS = 500;
 const SILENT_DB = -75; // an analyser peak below this is silence
 const SPEAKING_LEVEL = 0.06; // RMS level above which someone is talking
+const PLAYBACK_GRACE_MS = 1000; // how long a new AudioContext may take to start running
 
 function candidateJson(candidate) {
   if (!candidate || !candidate.candidate) return null;
@@ -80,6 +88,7 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
   let micStream = null; // getUserMedia's stream (only for someone who may publish)
   let micAnalyser = null;
   let micSource = null;
+  let blocked = false; // the autoplay policy stopped playback: wait for a click
 
   // Listening.
   let listenChannel = FLOOR; // what the person chose (remembered across reconnects)
@@ -165,9 +174,48 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
       master = ctx.createGain();
       master.connect(ctx.destination);
       if (outputId) applyOutput();
+      const made = ctx;
+      made.addEventListener("statechange", () => {
+        if (made.state === "running" && blocked) {
+          blocked = false;
+          changed();
+        }
+      });
     }
-    if (ctx.state === "suspended") ctx.resume().catch(ignore);
+    if (ctx.state === "suspended") ctx.resume().catch(notePlaybackBlocked);
     return ctx;
+  }
+
+  function notePlaybackBlocked() {
+    if (!joined || blocked) return;
+    blocked = true;
+    changed();
+  }
+
+  /** After joining: if the context is still not running a moment later (the browser
+   * waits for a user gesture), say so rather than stay silent. */
+  function watchPlayback() {
+    window.setTimeout(() => {
+      if (joined && ctx && ctx.state !== "running") notePlaybackBlocked();
+    }, PLAYBACK_GRACE_MS);
+  }
+
+  /** From a click (a user gesture): start the context and every element again. */
+  async function resumePlayback() {
+    const audio = ensureContext();
+    let refused = false;
+    try {
+      await audio.resume();
+    } catch {
+      refused = true;
+    }
+    const plays = [...received.values()].map((node) => node.element.play().catch(() => {
+      refused = true;
+    }));
+    await Promise.all(plays);
+    blocked = refused || audio.state !== "running";
+    changed();
+    return !blocked;
   }
 
   function outputSelectable() {
@@ -204,7 +252,9 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
     const element = new Audio();
     element.muted = true;
     element.srcObject = stream;
-    element.play().catch(ignore);
+    element.play().catch((err) => {
+      if (err && err.name === "NotAllowedError") notePlaybackBlocked();
+    });
     const source = audio.createMediaStreamSource(stream);
     const gain = audio.createGain();
     const analyser = audio.createAnalyser();
@@ -507,14 +557,18 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
 
   // ---- join and leave --------------------------------------------------------------
 
-  async function join({ channel } = {}) {
+  /** Join the audio. `restoring`: the automatic re-join after a reload (no click):
+   * the microphone is not opened (see room_view_media.js), and playback is watched
+   * for the autoplay policy. */
+  async function join({ channel, restoring = false } = {}) {
     ensureContext();
     joined = true;
     if (channel) listenChannel = channel;
     changed();
+    if (restoring) watchPlayback();
     // The microphone opens only for someone who may publish now (for the level meter
     // and the "You are muted" hint); it goes out only when they turn it on.
-    if (state && (state.may_publish || []).length) {
+    if (!restoring && state && (state.may_publish || []).length) {
       localMuted = true;
       try {
         await openMic();
@@ -532,6 +586,7 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
     localMuted = false;
     coughing = false;
     listenWaiting = false;
+    blocked = false;
     if (publishPc) {
       closePublish();
       ask("media.unpublish").catch(ignore);
@@ -661,6 +716,10 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
     get coughing() {
       return coughing;
     },
+    /** The browser's autoplay policy holds playback until a click. */
+    get blocked() {
+      return blocked;
+    },
     get originalLevel() {
       return originalLevel;
     },
@@ -689,6 +748,7 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
     setInput,
     setOutput,
     testTone,
+    resumePlayback,
     setOriginalLevel(value) {
       originalLevel = Math.min(1, Math.max(0, Number(value) || 0));
       remix();
@@ -711,6 +771,8 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
     },
     state: () => state,
     listening: () => listenChannel,
+    contextState: () => (ctx ? ctx.state : null),
+    micOpen: () => Boolean(micStream),
     iceState: () => (listenPc ? listenPc.pc.iceConnectionState : null),
     /** Send a raw media event through the page's socket (answers the server's ack). */
     ask: (event, payload) => conn.ask(event, payload),

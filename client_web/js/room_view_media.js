@@ -5,8 +5,17 @@
 //
 // Every permission shown here comes from the server's media state (media.info after
 // each join, media.state pushes) and the join's `may`; nothing is decided once at load.
-// The person's choices (channel, original audio level, devices) are remembered per
-// membership in localStorage and restored on reload.
+// The person's choices (channel, original audio level, devices, and whether they are
+// in the audio at all) are remembered per membership in localStorage and restored on
+// reload: someone who had joined the audio (and not pressed Leave audio) is back in it
+// as soon as the room is joined, listening to the remembered channel, with no click.
+//
+// Privacy: after a reload the microphone stays off, whatever it was before, and the
+// capture device is not even opened (no recording indicator, no permission prompt)
+// until the person turns the Microphone on; the reason line says so. A page reload is
+// often a reaction to a problem, and nobody should find themselves on the air again
+// without having asked. If the browser holds playback for want of a click (autoplay
+// policy), a "Resume audio" button shows, and the status says why nothing is heard.
 
 import { createMedia } from "./room_media.js";
 import { $, announce, el, fmt, onAction, onClick, peopleIn } from "./room_ui.js";
@@ -46,6 +55,8 @@ export function createMediaView({ S: strings, me, sessionId, conn }) {
   let hintUntil = 0;
   let checkTimer = null;
   let slowdownTimer = null;
+  let restored = false; // re-joined by itself after a reload; the microphone stayed off
+  let lastBlocked = false;
 
   const media = createMedia({
     sessionId,
@@ -103,6 +114,7 @@ export function createMediaView({ S: strings, me, sessionId, conn }) {
 
   onClick($("join-audio"), async () => {
     clearProblem();
+    remember({ joined: true });
     const channel = choices.listen || FLOOR;
     await media.join({ channel: validChannel(channel) });
     announce(S.joined);
@@ -110,19 +122,40 @@ export function createMediaView({ S: strings, me, sessionId, conn }) {
   });
 
   onClick($("leave-audio"), async () => {
+    remember({ joined: false });
+    restored = false;
     await media.leave();
     announce(S.left);
     $("join-audio").focus();
   });
 
+  onClick($("resume-audio"), async () => {
+    clearProblem();
+    if (await media.resumePlayback()) {
+      announce(fmt(S.listening, { name: channelName(media.listening) }));
+      $("leave-audio").focus();
+    }
+  });
+
   onClick($("microphone"), async () => {
     clearProblem();
+    restored = false;
     if (!media.joined) {
+      remember({ joined: true });
       await media.join({ channel: validChannel(choices.listen || FLOOR) });
       refreshDevices();
     }
     await media.setMicrophone(!(media.publishingLocally && !media.localMuted));
   });
+
+  /** Back in the audio by itself after a reload (the room was just joined). */
+  async function restore() {
+    if (!choices.joined || media.joined || !media.state || media.unavailable) return;
+    restored = true;
+    await media.join({ channel: validChannel(choices.listen || FLOOR), restoring: true });
+    announce(S.rejoined);
+    refreshDevices();
+  }
 
   $("listen-to").addEventListener("change", (e) => chooseListen(e.target.value));
   $("listen-source").addEventListener("change", (e) => chooseListen(e.target.value));
@@ -373,10 +406,15 @@ export function createMediaView({ S: strings, me, sessionId, conn }) {
     join.hidden = joined;
     join.disabled = !ready;
     $("leave-audio").hidden = !joined;
+    const blocked = joined && media.blocked;
+    $("resume-audio").hidden = !blocked;
+    if (blocked && !lastBlocked) announce(S.blocked);
+    lastBlocked = blocked;
     $("audio-check").hidden = joined;
     let status;
     if (media.unavailable) status = S.unavailable;
     else if (!joined) status = S.not_joined;
+    else if (media.blocked) status = S.blocked;
     else if (media.waiting) status = fmt(S.waiting, { name: channelName(media.listening) });
     else status = fmt(S.listening, { name: channelName(media.listening) });
     $("audio-state").textContent = status;
@@ -404,6 +442,8 @@ export function createMediaView({ S: strings, me, sessionId, conn }) {
       reason.textContent = S.join_first;
     } else if (media.publishingLocally && state.publishing && !state.publishing.forwarded && !media.localMuted) {
       reason.textContent = S.mic_standby;
+    } else if (restored && !live && !media.publishingLocally) {
+      reason.textContent = S.mic_off_restored;
     } else {
       reason.textContent = live ? S.mic_live : S.mic_off;
     }
@@ -440,9 +480,11 @@ export function createMediaView({ S: strings, me, sessionId, conn }) {
 
   return {
     media,
-    /** The room was (re)joined: the media state is asked again. */
-    rejoined() {
-      media.rejoined();
+    /** The room was (re)joined: the media state is asked again, the audio restored
+     * (after a reload: joined again if it was). */
+    async rejoined() {
+      await media.rejoined();
+      await restore();
     },
     render(next) {
       room = next;

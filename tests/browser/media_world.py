@@ -35,6 +35,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
 from playwright.async_api import Browser, Page, Playwright, ViewportSize, expect
 
 from server.audit import service as audit
@@ -58,8 +59,9 @@ MEDIA_ARGS = [
     "--use-fake-ui-for-media-stream",
     "--use-fake-device-for-media-stream",
     "--disable-features=WebRtcHideLocalIpsWithMdns",
-    "--autoplay-policy=no-user-gesture-required",
 ]
+AUTOPLAY = "--autoplay-policy=no-user-gesture-required"
+GESTURE_NEEDED = "--autoplay-policy=user-gesture-required"  # as a browser does by default
 
 
 # ---- tones -----------------------------------------------------------------------------
@@ -140,6 +142,8 @@ class MediaWorld:
     playwright: Playwright
     janus: Janus | None = None
     wrapper: Path | None = None
+    settings: Settings | None = None
+    runner: web.AppRunner | None = None
     tabs: list[Tab] = field(default_factory=list)
     browsers: list[Browser] = field(default_factory=list)
 
@@ -153,12 +157,21 @@ class MediaWorld:
     def session_id(self) -> str:
         return self.world.sessions["open"]
 
-    async def participant(self, key: str, hz: float | None) -> Tab:
+    async def restart(self) -> None:
+        """Stop the Parley server and start a new one: same port, same database, same
+        engine (a Janus keeps running; the new process makes its own rooms there)."""
+        assert self.runner is not None and self.settings is not None
+        await self.runner.cleanup()
+        self.runner = None
+        self.server, self.runner = await start_server(self.settings)
+
+    async def participant(self, key: str, hz: float | None, *, autoplay: bool = True) -> Tab:
         """A Chromium process of its own whose microphone plays ``hz`` (or the fake
-        device's own beep when None), signed in as ``key`` and in the open session's room."""
+        device's own beep when None), signed in as ``key`` and in the open session's room.
+        ``autoplay=False``: the browser's usual policy (audio starts only after a click)."""
         if len(self.browsers) >= MAX_BROWSERS:
             raise RuntimeError(f"at most {MAX_BROWSERS} Chromium processes per test")
-        args = [*CHROMIUM_ARGS, *MEDIA_ARGS]
+        args = [*CHROMIUM_ARGS, *MEDIA_ARGS, AUTOPLAY if autoplay else GESTURE_NEEDED]
         if hz is not None:
             wav = tone_wav(self.folder / f"{key}-{int(hz)}.wav", hz)
             args.append(f"--use-file-for-fake-audio-capture={wav}")
@@ -239,9 +252,15 @@ async def media_world(
         world = await _build(configured)
         staffed = await _staff_booths(configured, world)
         live, runner = await start_server(configured)
-        stack.push_async_callback(runner.cleanup)
-        stack.push_async_callback(settled, live)
-        mw = MediaWorld(ns, engine, live, world, staffed, folder, playwright, janus)
+        mw = MediaWorld(ns, engine, live, world, staffed, folder, playwright, janus, settings=configured,
+                        runner=runner)
+
+        async def stop_server() -> None:  # the one running at the end (a test may restart it)
+            if mw.runner is not None:
+                await settled(mw.server)
+                await mw.runner.cleanup()
+
+        stack.push_async_callback(stop_server)
         mw.wrapper = chromium_wrapper(ns, folder)
         problems: list[str] = []
 

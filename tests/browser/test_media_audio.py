@@ -8,12 +8,13 @@ booth A's standby 880 Hz, booth B's interpreter 1100 Hz, others 1320 / 990 Hz.""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Page, Playwright, async_playwright, expect
+from playwright.async_api import Locator, Page, Playwright, async_playwright, expect
 
 from server.config import Settings
 from tests.browser.media_world import (
@@ -233,3 +234,180 @@ async def test_a_booth_hand_over_switches_the_voice_within_a_second(audio: Media
     await expect(active.page.get_by_role("button", name="Microphone", exact=True)).to_have_attribute(
         "aria-pressed", "false"
     )
+
+
+# ---- against Janus only (fewer processes: the behaviour under test is the page's) --------
+
+
+@pytest.fixture
+async def janus_audio(templates: Templates, settings: Settings, tmp_path: Path, pw: Playwright
+                      ) -> AsyncIterator[MediaWorld]:
+    async with media_world(templates, settings, tmp_path / "media", pw, "janus") as world:
+        yield world
+
+
+def mic_button(page: Page) -> Locator:
+    return page.get_by_role("button", name="Microphone", exact=True)
+
+
+async def test_the_audio_comes_back_after_a_reload_with_the_microphone_off(janus_audio: MediaWorld) -> None:
+    audio = janus_audio
+    interpreter = await audio.participant("interpreter", BOOTH_A_HZ)
+    await mic_live(interpreter.page)
+    listener = await audio.participant("expert", EXPERT_HZ)
+    await join_audio(listener.page, listen=audio.booths.a)
+    await wait_for_tone(listener.page, BOOTH_A_HZ, channel=audio.booths.a)
+
+    # The listener reloads: back in the audio, on the same channel, with no click.
+    started = time.monotonic()
+    await listener.page.reload()
+    await wait_for_tone(listener.page, BOOTH_A_HZ, channel=audio.booths.a, timeout=5)
+    assert time.monotonic() - started < 5.0
+    await expect(listener.page.locator("#audio-panel")).to_have_attribute("data-joined", "true")
+    await expect(listener.page.get_by_role("button", name="Join audio")).to_be_hidden()
+    await expect(listener.page.get_by_role("combobox", name="Listen to")).to_have_value(audio.booths.a)
+    await expect(listener.page.get_by_role("button", name="Resume audio")).to_be_hidden()
+
+    # The interpreter reloads: back in the audio too, but the microphone stays off (and
+    # the page says so) until they turn it on again.
+    await interpreter.page.reload()
+    await expect(interpreter.page.locator("#audio-panel")).to_have_attribute("data-joined", "true")
+    await expect(mic_button(interpreter.page)).to_have_attribute("aria-pressed", "false")
+    await expect(interpreter.page.locator("#mic-reason")).to_have_text(
+        "Your microphone stayed off when the page reloaded; turn it on to speak."
+    )
+    assert not await interpreter.page.evaluate("window.parleyMedia.micOpen()")
+    await wait_for_tone(listener.page, BOOTH_A_HZ, present=False, timeout=10)
+    await mic_button(interpreter.page).click()
+    await expect(mic_button(interpreter.page)).to_have_attribute("aria-pressed", "true", timeout=20_000)
+    await wait_for_tone(listener.page, BOOTH_A_HZ, channel=audio.booths.a)
+
+    # A browser that holds audio until a click: after the reload the page offers
+    # "Resume audio" (and says why it is silent); the click brings the sound back.
+    strict = await audio.participant("observer", OBSERVER_HZ, autoplay=False)
+    await join_audio(strict.page, listen=audio.booths.a)
+    await wait_for_tone(strict.page, BOOTH_A_HZ)
+    await strict.page.reload()
+    resume = strict.page.get_by_role("button", name="Resume audio")
+    await expect(resume).to_be_visible()
+    await expect(strict.page.locator("#audio-state")).to_have_text(
+        "Your browser paused the audio: press Resume audio to hear it."
+    )
+    await resume.click()
+    await wait_for_tone(strict.page, BOOTH_A_HZ, channel=audio.booths.a, timeout=5)
+    await expect(resume).to_be_hidden()
+
+    # Leave audio is remembered too: after a reload the listener stays out.
+    await listener.page.get_by_role("button", name="Leave audio").click()
+    await listener.page.reload()
+    await expect(listener.page.get_by_role("button", name="Join audio")).to_be_enabled()
+    await expect(listener.page.locator("#audio-panel")).to_have_attribute("data-joined", "false")
+    assert await heard(listener.page) == []
+
+
+async def test_the_audio_comes_back_after_a_server_restart(janus_audio: MediaWorld) -> None:
+    audio = janus_audio
+    async with Chair(audio) as chair:
+        answer = await chair.call("floor.give", membership_id=audio.member("delegate"))
+        assert answer.get("ok"), answer
+    delegate = await audio.participant("delegate", FLOOR_HZ)
+    await mic_live(delegate.page)
+    listener = await audio.participant("observer", OBSERVER_HZ)
+    await join_audio(listener.page, listen="floor")
+    await wait_for_tone(listener.page, FLOOR_HZ)
+
+    # The server process goes away (its Janus rooms with it) and a new one starts on
+    # the same port and database; Janus keeps running.
+    await audio.restart()
+    started = time.monotonic()
+    for tab in (delegate, listener):
+        await expect(tab.page.locator("#conn-status")).to_have_attribute("data-state", "ok", timeout=10_000)
+    await wait_for_tone(listener.page, FLOOR_HZ, channel="floor", timeout=10)
+    assert time.monotonic() - started < 10.0
+    await expect(mic_button(delegate.page)).to_have_attribute("aria-pressed", "true")
+
+
+async def floor_at_full(page: Page, *, timeout: float = 5.0) -> float:
+    """Wait until ``page`` hears the floor's tone at full level and no interpreter's
+    tone (the booth carries the floor); the seconds it took."""
+    start = time.monotonic()
+    tracks: list[dict[str, object]] = []
+    while time.monotonic() - start < timeout:
+        tracks = await heard(page)
+        floor_full = any(
+            t["frequency"] is not None and abs(float(t["frequency"]) - FLOOR_HZ) <= 25  # type: ignore[arg-type]
+            and float(t["gain"]) > 0.9  # type: ignore[arg-type]
+            for t in tracks
+        )
+        if floor_full and not has_tone(tracks, BOOTH_A_HZ):
+            return time.monotonic() - start
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the floor did not come through at full level in {timeout} s: {tracks}")
+
+
+async def test_cough_and_the_booth_carrying_the_floor_act_within_a_second(janus_audio: MediaWorld) -> None:
+    audio = janus_audio
+    async with Chair(audio) as chair:
+        answer = await chair.call("floor.give", membership_id=audio.member("delegate"))
+        assert answer.get("ok"), answer
+        delegate = await audio.participant("delegate", FLOOR_HZ)
+        await mic_live(delegate.page)
+        interpreter = await audio.participant("interpreter", BOOTH_A_HZ)
+        await mic_live(interpreter.page)
+        listener = await audio.participant("expert", EXPERT_HZ)
+        await join_audio(listener.page, listen=audio.booths.a)
+        await wait_for_tone(listener.page, BOOTH_A_HZ, channel=audio.booths.a)
+        page = interpreter.page
+
+        # Cough, held: the booth's channel goes silent at the listener within 1 s, and
+        # comes back when it is released.
+        cough = page.get_by_role("button", name="Cough")
+        await expect(cough).to_be_enabled()
+        await cough.hover()
+        started = time.monotonic()
+        await page.mouse.down()
+        await wait_for_tone(listener.page, BOOTH_A_HZ, present=False, timeout=5)
+        assert time.monotonic() - started < 1.0
+        await expect(cough).to_have_attribute("aria-pressed", "true")
+        started = time.monotonic()
+        await page.mouse.up()
+        await wait_for_tone(listener.page, BOOTH_A_HZ, channel=audio.booths.a, timeout=5)
+        assert time.monotonic() - started < 1.0
+        await expect(cough).to_have_attribute("aria-pressed", "false")
+        await expect(mic_button(page)).to_have_attribute("aria-pressed", "true")
+
+        # "Booth carries the floor": the booth's listener hears the floor speaker at full
+        # level, and not the interpreter, within 1 s; switched back, the interpreter.
+        carries = page.get_by_role("button", name="Booth carries the floor")
+        started = time.monotonic()
+        await carries.click()
+        await floor_at_full(listener.page)
+        assert time.monotonic() - started < 1.0
+        await expect(carries).to_have_attribute("aria-pressed", "true")
+        await carries.click()
+        await wait_for_tone(listener.page, BOOTH_A_HZ, channel=audio.booths.a, timeout=5)
+        await expect(carries).to_have_attribute("aria-pressed", "false")
+
+
+async def test_a_chairs_unmute_lets_an_expert_without_the_floor_speak(janus_audio: MediaWorld) -> None:
+    audio = janus_audio
+    async with Chair(audio) as chair:
+        expert = await audio.participant("expert", EXPERT_HZ)
+        await join_audio(expert.page)
+        mic = mic_button(expert.page)
+        await expect(mic).to_be_disabled()
+        listener = await audio.participant("observer", OBSERVER_HZ)
+        await join_audio(listener.page, listen="floor")
+
+        answer = await chair.call("media.unmute", membership_id=audio.member("expert"))
+        assert answer.get("ok"), answer
+        await expect(mic).to_be_enabled()
+        await mic.click()
+        await expect(mic).to_have_attribute("aria-pressed", "true", timeout=20_000)
+        await wait_for_tone(listener.page, EXPERT_HZ, channel="floor")
+
+        # Muted again by the chair: cut at once.
+        answer = await chair.call("media.mute", membership_id=audio.member("expert"))
+        assert answer.get("ok"), answer
+        await wait_for_tone(listener.page, EXPERT_HZ, present=False, timeout=5)
+        await expect(mic).to_be_disabled()
