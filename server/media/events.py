@@ -22,16 +22,17 @@ async def info(call: Call[SessionScope]) -> Reply:
 
 @session_event("media.publish", Action.SESSION_ENTER, schemas.PublishPayload, ephemeral=True)
 async def publish(call: Call[SessionScope]) -> Reply:
-    """Publish the microphone into a channel, if the policy grants it. Ack ``{sdp,
-    channel, forwarded}``; ``forbidden`` with the reason otherwise."""
+    """Publish the microphone into a channel, if the policy grants it, or an
+    interpreter's talk-back line (``channel: "talkback"``). Ack ``{sdp, channel,
+    forwarded}``; ``forbidden`` with the reason otherwise."""
     p = call.payload
     return Reply(await call.services.media.publish(call.scope, call.conn, p.channel, p.sdp))
 
 
-@session_event("media.unpublish", Action.SESSION_ENTER, SessionRef, ephemeral=True)
+@session_event("media.unpublish", Action.SESSION_ENTER, schemas.UnpublishPayload, ephemeral=True)
 async def unpublish(call: Call[SessionScope]) -> Reply:
-    """Stop publishing."""
-    await call.services.media.unpublish(call.scope, call.conn)
+    """Stop publishing (``channel: "talkback"``: only the talk-back line)."""
+    await call.services.media.unpublish(call.scope, call.conn, call.payload.channel)
     return Reply()
 
 

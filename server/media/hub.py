@@ -51,6 +51,10 @@ from server.room.state import EventType, RoomState
 
 log = logging.getLogger("parley.media")
 
+# An interpreter's private line to their booth partner: heard by the partner only,
+# never by a listener, never logged.
+TALKBACK = "talkback"
+
 # How long a new publication may take to bring its media up (ICE, DTLS), and how
 # often the engine is asked meanwhile.
 LIVE_WAIT_SECONDS = 30.0
@@ -74,7 +78,8 @@ class MediaNews(DomainEvent):
 
 @dataclass
 class _Publisher:
-    key: str
+    key: str  # "p:<conn>" (the microphone), "t:<conn>" (an interpreter's talk-back)
+    conn: str
     asker: Asker
     channel: str
     forwarded: bool = True  # as applied at the engine (a new publisher starts forwarded)
@@ -85,6 +90,7 @@ class _Publisher:
 @dataclass
 class _Listener:
     key: str
+    membership: str
     channel: str
     sub: int = 0
     heard: tuple[str, ...] = ()  # publisher keys of its current subscription
@@ -95,7 +101,7 @@ class _Room:
     session_id: str
     visit_id: str
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    publishers: dict[str, _Publisher] = field(default_factory=dict)  # conn -> publisher
+    publishers: dict[str, _Publisher] = field(default_factory=dict)  # engine key -> publisher
     listeners: dict[str, _Listener] = field(default_factory=dict)  # conn -> listener
     watchers: dict[str, Asker] = field(default_factory=dict)  # conn -> who (gets media.state)
     sent: dict[str, dict[str, Any]] = field(default_factory=dict)  # conn -> last media.state
@@ -141,6 +147,11 @@ class _Facts:
 
     def channel_ids(self) -> list[str]:
         return [FLOOR, *(b.language for b in self.booths)]
+
+
+def _key(conn: str, channel: str | None) -> str:
+    """The engine key of a connection's publication: its microphone, or its talk-back."""
+    return f"t:{conn}" if channel == TALKBACK else f"p:{conn}"
 
 
 def asker_of(scope: SessionScope) -> Asker:
@@ -233,33 +244,37 @@ class MediaHub:
             facts = await self._facts(room)
             self._joined(facts, scope, conn)
             asker = asker_of(scope)
-            if channel not in facts.channel_ids():
+            if channel == TALKBACK:
+                if facts.booth_of(asker.membership_id) is None:
+                    raise DomainError(ErrorCode.FORBIDDEN, "Only a booth's interpreters have a talk-back line.")
+            elif channel not in facts.channel_ids():
                 raise invalid(f"channel: no channel {channel[:40]!r} in this session.")
-            grant(asker, channel, facts.floor, facts.seats)  # forbidden: nothing reaches the engine
+            else:
+                grant(asker, channel, facts.floor, facts.seats)  # forbidden: nothing reaches the engine
             await self._engine_room(room)
-            key = f"p:{conn}"
+            key = _key(conn, channel)
             try:
                 answer = await self.engine.publish(room.session_id, key, channel, sdp)
             except (MediaError, MediaUnavailable) as exc:
                 raise _engine_error(exc) from exc
-            room.publishers[conn] = _Publisher(key, asker, channel)
+            room.publishers[key] = _Publisher(key, conn, asker, channel)
             room.watchers.setdefault(conn, asker)
             news = await self._apply(room, facts)
-            forwarded = room.publishers[conn].forwarded
+            forwarded = room.publishers[key].forwarded
         await self.bus.publish(*news)
-        watch = asyncio.create_task(self._until_live(room, conn, key))
+        watch = asyncio.create_task(self._until_live(room, key))
         self._watches.add(watch)
         watch.add_done_callback(self._watches.discard)
         return {"sdp": answer, "channel": channel, "forwarded": forwarded}
 
-    async def _until_live(self, room: _Room, conn: str, key: str) -> None:
+    async def _until_live(self, room: _Room, key: str) -> None:
         """Listeners are subscribed to a publisher once its media reaches the engine
         (an engine offers only streams it receives): wait for that, then re-decide."""
         deadline = asyncio.get_running_loop().time() + LIVE_WAIT_SECONDS
         while asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(LIVE_POLL_SECONDS)
-            pub = room.publishers.get(conn)
-            if pub is None or pub.key != key or self._rooms.get(room.session_id) is not room:
+            pub = room.publishers.get(key)
+            if pub is None or self._rooms.get(room.session_id) is not room:
                 return  # replaced or gone meanwhile
             try:
                 up = key in await self.engine.live(room.session_id)
@@ -267,7 +282,7 @@ class MediaHub:
                 continue
             if up:
                 async with room.lock:
-                    if room.publishers.get(conn) is not pub:
+                    if room.publishers.get(key) is not pub:
                         return
                     pub.live = True
                     news = await self._apply(room, await self._facts(room))
@@ -275,10 +290,11 @@ class MediaHub:
                 return
         log.info("a publisher in %s never went live", room.session_id)
 
-    async def unpublish(self, scope: SessionScope, conn: str) -> None:
+    async def unpublish(self, scope: SessionScope, conn: str, channel: str | None = None) -> None:
+        """Stop the microphone, or with ``channel="talkback"`` the talk-back line only."""
         room = self._room(scope)
         async with room.lock:
-            found = room.publishers.pop(conn, None)
+            found = room.publishers.pop(_key(conn, channel), None)
             if found is None:
                 return
             await self._quietly(self.engine.unpublish(room.session_id, found.key))
@@ -297,7 +313,7 @@ class MediaHub:
             await self._engine_room(room)
             ear = room.listeners.get(conn)
             if ear is None:
-                ear = room.listeners[conn] = _Listener(f"l:{conn}", channel)
+                ear = room.listeners[conn] = _Listener(f"l:{conn}", scope.actor.membership_id, channel)
             ear.channel = channel
             room.watchers.setdefault(conn, asker_of(scope))
             offer = await self._resubscribe(room, facts, conn, ear, force=True)
@@ -319,7 +335,7 @@ class MediaHub:
     async def candidate(self, scope: SessionScope, conn: str, pc: str, candidate: dict[str, Any] | None) -> None:
         room = self._room(scope)
         async with room.lock:
-            found = room.publishers.get(conn) if pc == "publish" else room.listeners.get(conn)
+            found = room.listeners.get(conn) if pc == "listen" else room.publishers.get(_key(conn, pc))
             if found is None or (pc == "listen" and not room.listeners[conn].heard):
                 raise conflict("No such peer connection.")
             try:
@@ -337,7 +353,7 @@ class MediaHub:
     async def cough(self, scope: SessionScope, conn: str, on: bool) -> None:
         room = self._room(scope)
         async with room.lock:
-            found = room.publishers.get(conn)
+            found = room.publishers.get(_key(conn, None))
             if found is None:
                 raise conflict("You are not publishing.")
             found.coughing = on
@@ -381,15 +397,16 @@ class MediaHub:
                 continue
             news: list[DomainEvent] = []
             async with room.lock:
-                pub = room.publishers.pop(conn, None)
+                pubs = [room.publishers.pop(k) for k in (_key(conn, None), _key(conn, TALKBACK))
+                        if k in room.publishers]
                 ear = room.listeners.pop(conn, None)
                 room.watchers.pop(conn, None)
                 room.sent.pop(conn, None)
-                if pub is not None:
+                for pub in pubs:
                     await self._quietly(self.engine.unpublish(session_id, pub.key))
                 if ear is not None and ear.heard:
                     await self._quietly(self.engine.unsubscribe(session_id, ear.key))
-                if pub is not None:
+                if pubs:
                     news = await self._apply(room, await self._facts(room))
                 if room.idle():
                     await self._close(room)
@@ -464,6 +481,8 @@ class MediaHub:
 
     def _eligible(self, facts: _Facts, pub: _Publisher) -> tuple[bool, bool]:
         """(subscribed to by those who hear its channel, forwarded)."""
+        if pub.channel == TALKBACK:  # heard by the booth partner only (see _heard_by)
+            return facts.booth_of(pub.asker.membership_id) is not None, True
         try:
             found = grant(pub.asker, pub.channel, facts.floor, facts.seats)
         except DomainError:
@@ -473,9 +492,14 @@ class MediaHub:
         return True, found.forwarded and not pub.coughing
 
     def _heard_by(self, room: _Room, facts: _Facts, ear: _Listener) -> tuple[str, ...]:
+        booth = facts.booth_of(ear.membership)
+        partners = {i.membership_id for i in booth.interpreters} - {ear.membership} if booth else set()
         keys = [
             pub.key for pub in room.publishers.values()
-            if pub.live and pub.channel in (FLOOR, ear.channel) and self._eligible(facts, pub)[0]
+            if pub.live and self._eligible(facts, pub)[0] and (
+                pub.channel in (FLOOR, ear.channel) if pub.channel != TALKBACK
+                else pub.asker.membership_id in partners
+            )
         ]
         return tuple(sorted(keys))
 
@@ -515,7 +539,7 @@ class MediaHub:
                     pub.forwarded = forwarded
                 except (MediaError, MediaUnavailable):
                     log.warning("forwarding change failed in %s", room.session_id, exc_info=True)
-            if pub.forwarded and pub.live:
+            if pub.forwarded and pub.live and pub.channel != TALKBACK:
                 heard.add(pub.channel)
         if FLOOR in heard:
             heard |= {b.language for b in facts.booths if facts.carries_floor(b.language)}
@@ -561,7 +585,7 @@ class MediaHub:
                     if channel == FLOOR:
                         reason = err.message
         booth = facts.booth_of(me) if me else None
-        pub = room.publishers.get(conn)
+        pub = room.publishers.get(_key(conn, None))
         ear = room.listeners.get(conn)
         return {
             "session_id": room.session_id,
@@ -576,6 +600,7 @@ class MediaHub:
                 "carries_floor": facts.carries_floor(booth.language),
             },
             "publishing": None if pub is None else {"channel": pub.channel, "forwarded": pub.forwarded},
+            "talkback": _key(conn, TALKBACK) in room.publishers,
             "listening": ear.channel if ear else None,
         }
 

@@ -23,6 +23,10 @@ class PublishPayload(SessionRef):
     sdp: Sdp
 
 
+class UnpublishPayload(SessionRef):
+    channel: Literal["talkback"] | None = None  # only the talk-back line; else the microphone
+
+
 class ListenPayload(SessionRef):
     channel: Channel
 
@@ -42,7 +46,7 @@ class IceCandidate(_Strict):
 
 
 class CandidatePayload(SessionRef):
-    pc: Literal["publish", "listen"]
+    pc: Literal["publish", "listen", "talkback"]
     candidate: IceCandidate | None
 
 

@@ -391,3 +391,38 @@ async def test_a_vanished_browser_leaves_no_publisher(peers: Peers, world: World
     assert engine_forwarding(server, sid)
     await chair.client.disconnect()
     await eventually(lambda: sid not in hub_of(server)._rooms, "the engine room closed")
+
+
+async def test_the_talk_back_line_reaches_the_booth_partner_only(peers: Peers, world: World) -> None:
+    sid = world.sessions["open"]
+    active = await peers.joined("interpreter", sid)
+    partner = await peers.joined("interpreter2", sid)
+    other_booth = await peers.joined("interpreter3", sid)
+    listener = await peers.joined("delegate", sid)
+    chair = await peers.joined("secretariat", sid)
+    partner_offers, listener_offers = pushes(partner, "media.offer"), pushes(listener, "media.offer")
+    assert (await publish(chair, "floor"))["ok"]
+    assert (await partner.send("media.listen", channel="floor"))["ok"]
+    assert (await listener.send("media.listen", channel="es"))["ok"]
+
+    refused = [await publish(p, "talkback") for p in (listener, chair)]
+    assert all(r["error"]["code"] == "forbidden" for r in refused), refused
+    assert (await publish(active, "es", 660.0))["ok"]
+    said = await publish(active, "talkback", 990.0)  # a second peer connection beside the booth's
+    assert said["ok"] and said["channel"] == "talkback", said
+    assert (await publish(other_booth, "talkback", 1100.0))["ok"]  # another booth: not the partner's
+
+    await eventually(lambda: bool(partner_offers) and sorted(partner_offers[-1]["tracks"].values()) == [
+        "floor", "talkback"], "the partner hears the floor and the talk-back")
+    await eventually(lambda: bool(listener_offers) and sorted(listener_offers[-1]["tracks"].values()) == [
+        "es", "floor"], "the listener hears the booth, never the talk-back")
+    assert (await partner.send("media.info"))["talkback"] is False
+    assert (await active.send("media.info"))["talkback"] is True
+    assert (await active.send("media.candidate", pc="talkback", candidate=None))["ok"]
+
+    # Stopping the talk-back keeps the booth's voice.
+    assert (await active.send("media.unpublish", channel="talkback"))["ok"]
+    await eventually(lambda: list(partner_offers[-1]["tracks"].values()) == ["floor"], "talk-back gone")
+    info = await active.send("media.info")
+    assert info["talkback"] is False and info["publishing"] == {"channel": "es", "forwarded": True}, info
+    assert [e for e in chair.live if "talkback" in str(e["payload"])] == []  # never logged
