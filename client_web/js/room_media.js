@@ -12,6 +12,14 @@
 // one we have is renegotiated. Local ICE candidates trickle through media.candidate
 // once the server has the matching description.
 //
+// Talk-back (interpreters only): a second publishing peer connection (`pc:
+// "talkback"`) beside the booth publication, heard by the booth partner only, as an
+// extra track labelled "talkback" in their listening connection. While the line is
+// open the microphone's own publication is held off the air (as with Cough), so the
+// audience never hears an aside. Received talk-back plays at full level, and only on
+// an interpreter's page (the server never sends it to anyone else; this page drops it
+// too if it ever came).
+//
 // Reconnection, with no user action: after every room (re)join (a socket reconnect, a
 // room.reset) and whenever a peer connection fails (ICE failed, or disconnected for
 // more than 2 s, or closed under us), we listen again to the remembered channel and
@@ -33,6 +41,7 @@
 // `onChange()`.
 
 const FLOOR = "floor";
+const TALKBACK = "talkback";
 const DISCONNECTED_GRACE_MS = 2000;
 const WATCH_MS = 500;
 const SILENT_DB = -75; // an analyser peak below this is silence
@@ -107,6 +116,12 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
   let publishChain = Promise.resolve();
   let publishing = false; // a media.publish is in flight
 
+  // Talk-back.
+  let talkbackPc = null; // {pc, ready, queued, badSince, track}
+  let wantTalkback = false; // the person opened the line (until they close it or leave)
+  let talkbackChain = Promise.resolve();
+  let talkbackInFlight = false;
+
   const changed = () => onChange();
 
   async function ask(event, fields = {}) {
@@ -135,6 +150,9 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
       wantPublish = false;
       localMuted = false;
     }
+    // Likewise the talk-back line, and for someone no longer in a booth.
+    if (wantTalkback && !next.booth) closeTalkback(true);
+    else if (!fresh && !next.talkback && talkbackPc && talkbackPc.ready && !talkbackInFlight) closeTalkback(false);
     remix();
     changed();
   }
@@ -163,6 +181,10 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
     if (wantPublish) {
       if (publishPc) closePublish();
       publishAgain();
+    }
+    if (wantTalkback) {
+      if (talkbackPc) dropTalkbackPc();
+      talkbackAgain();
     }
   }
 
@@ -239,7 +261,8 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
     const level = floorGain();
     for (const [mid, node] of received) {
       const channel = tracks[mid];
-      const value = channel === FLOOR ? level : 1;
+      let value = channel === FLOOR ? level : 1;
+      if (channel === TALKBACK && !(state && state.booth)) value = 0;
       node.gain.gain.setTargetAtTime(value, ctx.currentTime, 0.05);
     }
   }
@@ -268,6 +291,7 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
       if (received.get(mid) && received.get(mid).track === track) dropTrack(mid);
     });
     remix();
+    changed();
   }
 
   function dropTrack(mid) {
@@ -277,6 +301,7 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
     node.source.disconnect();
     node.gain.disconnect();
     node.element.srcObject = null;
+    changed();
   }
 
   // ---- listening -------------------------------------------------------------------
@@ -506,7 +531,7 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
       }
       await pc.setRemoteDescription({ type: "answer", sdp: ack.sdp });
       flushCandidates(entry, "publish");
-      if (localMuted || coughing) await ask("media.cough", { on: true });
+      if (offAir()) await ask("media.cough", { on: true });
       return true;
     } catch {
       if (publishPc === entry) closePublish();
@@ -533,7 +558,7 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
       if (publishPc) publishPc.track.enabled = true;
       if (!publishPc) {
         await publishAgain();
-      } else if (!coughing) {
+      } else if (!offAir()) {
         await ask("media.cough", { on: false });
       }
     } else {
@@ -550,9 +575,102 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
     coughing = on;
     changed();
     if (!publishPc) return;
-    // Releasing Cough does not undo a microphone the person turned off.
-    if (!on && localMuted) return;
+    // Releasing Cough does not undo a microphone the person turned off (or an open
+    // talk-back line).
+    if (!on && offAir()) return;
     ask("media.cough", { on }).catch(ignore);
+  }
+
+  /** Is the microphone's publication to be held at the engine? */
+  function offAir() {
+    return localMuted || coughing || wantTalkback;
+  }
+
+  // ---- talk-back -------------------------------------------------------------------
+
+  function dropTalkbackPc() {
+    if (!talkbackPc) return;
+    const { pc, track } = talkbackPc;
+    talkbackPc = null;
+    pc.close();
+    if (track) track.stop();
+  }
+
+  /** Close the line (`tell`: and tell the server). */
+  function closeTalkback(tell) {
+    const had = Boolean(talkbackPc);
+    wantTalkback = false;
+    dropTalkbackPc();
+    if (tell && had) ask("media.unpublish", { channel: TALKBACK }).catch(ignore);
+    changed();
+  }
+
+  async function talkbackOnce() {
+    if (!joined || !wantTalkback || !(state && state.booth)) return false;
+    let stream;
+    try {
+      stream = await openMic();
+    } catch {
+      onProblem(null);
+      return false;
+    }
+    dropTalkbackPc();
+    const pc = new RTCPeerConnection({ iceServers: iceServers() });
+    const track = stream.getAudioTracks()[0].clone();
+    const entry = { pc, ready: false, queued: [], badSince: null, track, sender: null };
+    talkbackPc = entry;
+    pc.addEventListener("icecandidate", (e) => trickle(entry, TALKBACK, e.candidate));
+    pc.addEventListener("iceconnectionstatechange", () => {
+      if (talkbackPc === entry && pc.iceConnectionState === "failed") talkbackAgain();
+      changed();
+    });
+    entry.sender = pc.addTransceiver(track, { direction: "sendonly" }).sender;
+    talkbackInFlight = true;
+    try {
+      const offer = await pc.createOffer();
+      await pc.setLocalDescription(offer);
+      const ack = await ask("media.publish", { channel: TALKBACK, sdp: pc.localDescription.sdp });
+      if (talkbackPc !== entry) return false;
+      if (ack.error) {
+        dropTalkbackPc();
+        if (ack.error.code !== "timeout" && ack.error.code !== "conflict") {
+          wantTalkback = false;
+          onProblem(ack.error.message);
+        }
+        return false;
+      }
+      await pc.setRemoteDescription({ type: "answer", sdp: ack.sdp });
+      flushCandidates(entry, TALKBACK);
+      return true;
+    } catch {
+      if (talkbackPc === entry) dropTalkbackPc();
+      onProblem(null);
+      return false;
+    } finally {
+      talkbackInFlight = false;
+      changed();
+    }
+  }
+
+  function talkbackAgain() {
+    talkbackChain = talkbackChain.then(() => (wantTalkback && joined ? talkbackOnce() : false)).catch(ignore);
+    return talkbackChain;
+  }
+
+  /** The console's Talk-back toggle: open the line to the booth partner, or close it.
+   * While it is open, the microphone's publication is held off the air. */
+  async function setTalkback(on) {
+    if (on === wantTalkback) return;
+    if (on) {
+      wantTalkback = true;
+      changed();
+      if (publishPc && !localMuted && !coughing) ask("media.cough", { on: true }).catch(ignore);
+      await talkbackAgain();
+    } else {
+      closeTalkback(true);
+      if (publishPc && !offAir()) await ask("media.cough", { on: false });
+    }
+    changed();
   }
 
   // ---- join and leave --------------------------------------------------------------
@@ -587,6 +705,7 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
     coughing = false;
     listenWaiting = false;
     blocked = false;
+    closeTalkback(true);
     if (publishPc) {
       closePublish();
       ask("media.unpublish").catch(ignore);
@@ -611,6 +730,12 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
         await publishPc.sender.replaceTrack(track);
         publishPc.track.stop();
         publishPc.track = track;
+      }
+      if (talkbackPc && talkbackPc.sender) {
+        const track = stream.getAudioTracks()[0].clone();
+        await talkbackPc.sender.replaceTrack(track);
+        talkbackPc.track.stop();
+        talkbackPc.track = track;
       }
     } catch {
       micStream = old;
@@ -669,6 +794,10 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
       publishPc = null;
       publishAgain();
     }
+    if (unhealthy(talkbackPc, now) && !talkbackInFlight) {
+      talkbackPc = null;
+      talkbackAgain();
+    }
   }, WATCH_MS);
 
   // ---- server pushes ---------------------------------------------------------------
@@ -716,6 +845,17 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
     get coughing() {
       return coughing;
     },
+    /** The talk-back line is open (asked for; `talkbackUp`: and connected). */
+    get talking() {
+      return wantTalkback;
+    },
+    get talkbackUp() {
+      return Boolean(talkbackPc && talkbackPc.ready && state && state.talkback);
+    },
+    /** A talk-back track from the booth partner is being received. */
+    get hearingTalkback() {
+      return [...received.keys()].some((mid) => tracks[mid] === TALKBACK);
+    },
     /** The browser's autoplay policy holds playback until a click. */
     get blocked() {
       return blocked;
@@ -745,6 +885,7 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
     listen,
     setMicrophone,
     cough,
+    setTalkback,
     setInput,
     setOutput,
     testTone,

@@ -235,6 +235,16 @@ export function createMediaView({ S: strings, me, sessionId, conn }) {
     boothCommand("booth.floor", { carries_floor: carries }, carries ? S.carries_floor : S.carries_floor_off);
   });
 
+  // Talk-back: a toggle (aria-pressed), not push-to-talk: each opening is a new peer
+  // connection and a renegotiation at the partner, so the first second of a held press
+  // would be lost. While it is open the microphone is off the air (room_media.js).
+  onClick($("talkback"), async () => {
+    clearProblem();
+    const on = !media.talking;
+    await media.setTalkback(on);
+    announce(on ? S.talkback_open : S.talkback_closed);
+  });
+
   // Cough: held down with the pointer, or with Space / Enter.
   const coughButton = $("cough");
   coughButton.addEventListener("pointerdown", (e) => {
@@ -442,6 +452,8 @@ export function createMediaView({ S: strings, me, sessionId, conn }) {
       reason.textContent = S.join_first;
     } else if (media.publishingLocally && state.publishing && !state.publishing.forwarded && !media.localMuted) {
       reason.textContent = S.mic_standby;
+    } else if (media.talking && media.publishingLocally) {
+      reason.textContent = S.talkback_open;
     } else if (restored && !live && !media.publishingLocally) {
       reason.textContent = S.mic_off_restored;
     } else {
@@ -474,6 +486,9 @@ export function createMediaView({ S: strings, me, sessionId, conn }) {
       $("handover").disabled = !booth.active || !booth.standby;
       $("cough").disabled = !media.publishingLocally;
       setPressed($("cough"), media.coughing);
+      $("talkback").disabled = !joined;
+      setPressed($("talkback"), media.talking);
+      $("talkback-heard").hidden = !media.hearingTalkback;
     }
     drawChairControls();
   }

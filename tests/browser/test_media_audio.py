@@ -411,3 +411,41 @@ async def test_a_chairs_unmute_lets_an_expert_without_the_floor_speak(janus_audi
         assert answer.get("ok"), answer
         await wait_for_tone(listener.page, EXPERT_HZ, present=False, timeout=5)
         await expect(mic).to_be_disabled()
+
+
+async def test_talk_back_reaches_the_booth_partner_only(janus_audio: MediaWorld) -> None:
+    audio = janus_audio
+    active = await audio.participant("interpreter", BOOTH_A_HZ)
+    await mic_live(active.page)
+    partner = await audio.participant("interpreter3", STANDBY_HZ)
+    await join_audio(partner.page)
+    listener = await audio.participant("expert", EXPERT_HZ)
+    await join_audio(listener.page, listen=audio.booths.a)
+    await wait_for_tone(listener.page, BOOTH_A_HZ, channel=audio.booths.a)
+
+    # The active interpreter opens the talk-back line: the partner receives a track
+    # labelled "talkback" carrying their tone, at full level, and the page says so.
+    talkback = active.page.get_by_role("button", name="Talk-back")
+    await expect(talkback).to_be_enabled()
+    await talkback.click()
+    await expect(talkback).to_have_attribute("aria-pressed", "true")
+    await wait_for_tone(partner.page, BOOTH_A_HZ, channel="talkback")
+    assert any(t["channel"] == "talkback" and t["gain"] > 0.9 for t in await heard(partner.page))
+    await expect(partner.page.locator("#talkback-heard")).to_be_visible()
+    # Meanwhile the booth's listener hears neither the aside nor the microphone (held
+    # off the air while the line is open), and gets no talk-back track at all.
+    await wait_for_tone(listener.page, BOOTH_A_HZ, present=False, timeout=5)
+    await expect(active.page.locator("#mic-reason")).to_have_text("Talk-back is open: only your booth partner hears you.")
+    for _ in range(10):
+        tracks = await heard(listener.page)
+        assert not any(t["channel"] == "talkback" for t in tracks), tracks
+        assert not has_tone(tracks, BOOTH_A_HZ), tracks
+        await asyncio.sleep(0.1)
+
+    # Closed again: the partner's talk-back track goes, the booth is on the air again.
+    await talkback.click()
+    await expect(talkback).to_have_attribute("aria-pressed", "false")
+    await wait_for_tone(partner.page, BOOTH_A_HZ, channel="talkback", present=False, timeout=5)
+    await expect(partner.page.locator("#talkback-heard")).to_be_hidden()
+    await wait_for_tone(listener.page, BOOTH_A_HZ, channel=audio.booths.a, timeout=5)
+    await expect(mic_button(active.page)).to_have_attribute("aria-pressed", "true")
