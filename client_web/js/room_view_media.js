@@ -450,10 +450,10 @@ export function createMediaView({ S: strings, me, sessionId, conn }) {
       reason.textContent = state.publish_reason || "";
     } else if (!joined) {
       reason.textContent = S.join_first;
-    } else if (media.publishingLocally && state.publishing && !state.publishing.forwarded && !media.localMuted) {
-      reason.textContent = S.mic_standby;
     } else if (media.talking && media.publishingLocally) {
       reason.textContent = S.talkback_open;
+    } else if (media.publishingLocally && state.publishing && !state.publishing.forwarded && !media.localMuted) {
+      reason.textContent = S.mic_standby;
     } else if (restored && !live && !media.publishingLocally) {
       reason.textContent = S.mic_off_restored;
     } else {
@@ -498,8 +498,12 @@ export function createMediaView({ S: strings, me, sessionId, conn }) {
     /** The room was (re)joined: the media state is asked again, the audio restored
      * (after a reload: joined again if it was). */
     async rejoined() {
-      await media.rejoined();
-      await restore();
+      try {
+        await media.rejoined();
+        await restore();
+      } catch {
+        problem(null);
+      }
     },
     render(next) {
       room = next;
