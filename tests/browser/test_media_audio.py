@@ -331,14 +331,10 @@ async def floor_at_full(page: Page, *, timeout: float = 5.0) -> float:
     """Wait until ``page`` hears the floor's tone at full level and no interpreter's
     tone (the booth carries the floor); the seconds it took."""
     start = time.monotonic()
-    tracks: list[dict[str, object]] = []
+    tracks = []
     while time.monotonic() - start < timeout:
         tracks = await heard(page)
-        floor_full = any(
-            t["frequency"] is not None and abs(float(t["frequency"]) - FLOOR_HZ) <= 25  # type: ignore[arg-type]
-            and float(t["gain"]) > 0.9  # type: ignore[arg-type]
-            for t in tracks
-        )
+        floor_full = any(t["gain"] > 0.9 and has_tone([t], FLOOR_HZ) for t in tracks)
         if floor_full and not has_tone(tracks, BOOTH_A_HZ):
             return time.monotonic() - start
         await asyncio.sleep(0.05)
