@@ -59,9 +59,8 @@ MEDIA_ARGS = [
     "--use-fake-ui-for-media-stream",
     "--use-fake-device-for-media-stream",
     "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--autoplay-policy=no-user-gesture-required",
 ]
-AUTOPLAY = "--autoplay-policy=no-user-gesture-required"
-GESTURE_NEEDED = "--autoplay-policy=user-gesture-required"  # as a browser does by default
 
 
 # ---- tones -----------------------------------------------------------------------------
@@ -165,13 +164,12 @@ class MediaWorld:
         self.runner = None
         self.server, self.runner = await start_server(self.settings)
 
-    async def participant(self, key: str, hz: float | None, *, autoplay: bool = True) -> Tab:
+    async def participant(self, key: str, hz: float | None) -> Tab:
         """A Chromium process of its own whose microphone plays ``hz`` (or the fake
-        device's own beep when None), signed in as ``key`` and in the open session's room.
-        ``autoplay=False``: the browser's usual policy (audio starts only after a click)."""
+        device's own beep when None), signed in as ``key`` and in the open session's room."""
         if len(self.browsers) >= MAX_BROWSERS:
             raise RuntimeError(f"at most {MAX_BROWSERS} Chromium processes per test")
-        args = [*CHROMIUM_ARGS, *MEDIA_ARGS, AUTOPLAY if autoplay else GESTURE_NEEDED]
+        args = [*CHROMIUM_ARGS, *MEDIA_ARGS]
         if hz is not None:
             wav = tone_wav(self.folder / f"{key}-{int(hz)}.wav", hz)
             args.append(f"--use-file-for-fake-audio-capture={wav}")
