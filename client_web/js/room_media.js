@@ -107,6 +107,8 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
   let originalLevel = 0.2;
   let listenChain = Promise.resolve();
   let listenWaiting = false; // nobody publishes on what we hear yet
+  let listenEpoch = 0; // bumped by each listen from scratch (media.stop, media.listen)
+  let offersEpoch = 0; // the epoch of media.offer pushes arriving now
 
   // Publishing.
   let publishPc = null; // {pc, channel, ready, queued, badSince, sender}
@@ -349,7 +351,15 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
 
   /** Answer one engine offer ({sub, sdp, fresh, tracks}). */
   async function takeOffer(offer) {
-    if (!joined || !offer || !offer.sdp) return;
+    if (!joined || !offer) return;
+    if (!offer.sdp) {
+      // Nothing to hear now (the last speaker, or a partner's talk-back, went): close
+      // the peer connection; an offer follows when someone speaks.
+      closeListen();
+      listenWaiting = true;
+      changed();
+      return;
+    }
     listenWaiting = false;
     if (!offer.fresh && !listenPc) {
       // A renegotiation of a peer connection we no longer have: start over.
@@ -424,8 +434,11 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
    * what it had for us, and the engine's next offer is for a new peer connection. */
   function listenAgain() {
     return listenStep(async () => {
+      listenEpoch += 1;
+      const mine = listenEpoch;
       closeListen();
       await ask("media.stop");
+      offersEpoch = mine; // offers pushed from now on are for the new listener
       const offer = onListenAck(await ask("media.listen", { channel: listenChannel }));
       if (offer) await takeOffer(offer);
     });
@@ -446,7 +459,10 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
 
   function queueOffer(offer) {
     if (!offer || offer.session_id !== sessionId) return;
-    listenChain = listenChain.then(() => takeOffer(offer)).catch(ignore);
+    // Pushed before our last media.stop was answered: for the listener the server
+    // dropped since (a null one would close the new peer connection).
+    const epoch = offersEpoch;
+    listenChain = listenChain.then(() => (epoch === listenEpoch ? takeOffer(offer) : null)).catch(ignore);
   }
 
   // ---- publishing ------------------------------------------------------------------

@@ -329,10 +329,10 @@ async def test_the_audio_comes_back_after_a_reload_with_the_microphone_off(janus
 
 async def test_the_audio_comes_back_after_a_server_restart(janus_audio: MediaWorld) -> None:
     audio = janus_audio
+    delegate = await audio.participant("delegate", FLOOR_HZ)
     async with Chair(audio) as chair:
         answer = await chair.call("floor.give", membership_id=audio.member("delegate"))
         assert answer.get("ok"), answer
-    delegate = await audio.participant("delegate", FLOOR_HZ)
     await mic_live(delegate.page)
     listener = await audio.participant("observer", OBSERVER_HZ)
     await join_audio(listener.page, listen="floor")
@@ -366,9 +366,9 @@ async def floor_at_full(page: Page, *, timeout: float = 5.0) -> float:
 async def test_cough_and_the_booth_carrying_the_floor_act_within_a_second(janus_audio: MediaWorld) -> None:
     audio = janus_audio
     async with Chair(audio) as chair:
+        delegate = await audio.participant("delegate", FLOOR_HZ)
         answer = await chair.call("floor.give", membership_id=audio.member("delegate"))
         assert answer.get("ok"), answer
-        delegate = await audio.participant("delegate", FLOOR_HZ)
         await mic_live(delegate.page)
         interpreter = await audio.participant("interpreter", BOOTH_A_HZ)
         await mic_live(interpreter.page)
