@@ -285,5 +285,10 @@ class JanusEngine:
                 await self.close_room(room_key)
             except Exception:  # Janus may be gone already
                 self._rooms.pop(room_key, None)
-        if self._session is not None and not self._session.closed:
-            await self._session.destroy()
+        try:
+            if self._session is not None and not self._session.closed:
+                await self._session.destroy()
+        except (JanusError, JanusUnavailable, OSError):
+            pass  # Janus is gone: its sessions went with it
+        finally:
+            await self.client.close()  # the HTTP connections to Janus
