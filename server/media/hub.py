@@ -44,6 +44,7 @@ from server.config import Settings
 from server.core.clock import utcnow
 from server.core.errors import DomainError, ErrorCode, conflict, invalid, not_found, unavailable
 from server.core.events import DomainEvent, EventBus
+from server.core.ratelimit import TokenBucket
 from server.media.engine import MediaEngine, MediaError, MediaUnavailable, offers_video
 from server.media.ice import ice_servers_for
 from server.media.policy import FLOOR, Asker, BoothSeats, Floor, grant
@@ -189,6 +190,11 @@ class MediaHub:
         self._rooms: dict[str, _Room] = {}
         self._watches: set[asyncio.Task[None]] = set()
         self._dirty: set[str] = set()  # rooms whose refresh is due (one task per room at a time)
+        # Each negotiation costs the engine real work, and a script could send thousands a
+        # second: per connection, a burst then a steady rate well above what a page needs
+        # (a publish, a listen, an answer per offer; a few candidates per connection).
+        self.negotiations = TokenBucket(rate=2.0, burst=12.0, message="Too many audio requests; slow down.")
+        self.candidates = TokenBucket(rate=20.0, burst=60.0, message="Too many ICE candidates; slow down.")
 
     def install(self, bus: EventBus) -> None:
         self.bus = bus
@@ -245,6 +251,7 @@ class MediaHub:
         into ``channel`` if the policy grants it (``forbidden`` with the reason
         otherwise). Video goes on the floor only: an offer with video into a booth
         channel or the talk-back line is refused (``invalid``)."""
+        self.negotiations.take(conn)
         room = self._room(scope)
         async with room.lock:
             facts = await self._facts(room)
@@ -316,6 +323,7 @@ class MediaHub:
         that send video): the engine's offer, or ``sdp: None`` while nobody publishes on
         what this listener hears (a ``media.offer`` follows). Called again with the same
         channel and another ``video``, it renegotiates like a change of channel."""
+        self.negotiations.take(conn)
         room = self._room(scope)
         async with room.lock:
             facts = await self._facts(room)
@@ -335,6 +343,7 @@ class MediaHub:
         return offer
 
     async def answer(self, scope: SessionScope, conn: str, sub: int, sdp: str) -> None:
+        self.negotiations.take(conn)
         room = self._room(scope)
         async with room.lock:
             ear = room.listeners.get(conn)
@@ -346,6 +355,7 @@ class MediaHub:
                 raise _engine_error(exc) from exc
 
     async def candidate(self, scope: SessionScope, conn: str, pc: str, candidate: dict[str, Any] | None) -> None:
+        self.candidates.take(conn)
         room = self._room(scope)
         async with room.lock:
             found = room.listeners.get(conn) if pc == "listen" else room.publishers.get(_key(conn, pc))
@@ -364,6 +374,7 @@ class MediaHub:
                 await self._quietly(self.engine.unsubscribe(room.session_id, ear.key))
 
     async def cough(self, scope: SessionScope, conn: str, on: bool) -> None:
+        self.candidates.take(conn)  # a held button: cheap, but not unbounded
         room = self._room(scope)
         async with room.lock:
             found = room.publishers.get(_key(conn, None))

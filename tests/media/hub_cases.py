@@ -577,3 +577,16 @@ async def test_booth_channels_and_talk_back_are_audio_only(peers: Peers, world: 
     assert engine_forwarding(server, sid) == {}  # nothing reached the engine
     said = await publish(interpreter, "es", 660.0)  # the same, audio only: fine
     assert said["ok"] and said["video"] is False, said
+
+
+async def test_a_flood_of_negotiations_is_limited_and_the_room_keeps_serving(peers: Peers, world: World) -> None:
+    sid = world.sessions["open"]
+    flooder = await peers.joined("delegate", sid)
+    other = await peers.joined("expert", sid)
+    acks = await asyncio.gather(*(flooder.send("media.listen", channel="floor") for _ in range(40)))
+    limited = [a for a in acks if a.get("error", {}).get("code") == "rate_limited"]
+    assert len(limited) >= 20 and all(a["error"]["retry_after"] > 0 for a in limited), acks
+    candidates = await asyncio.gather(*(flooder.send("media.candidate", pc="listen", candidate=None)
+                                        for _ in range(100)))
+    assert any(a.get("error", {}).get("code") == "rate_limited" for a in candidates)
+    assert (await other.send("media.listen", channel="floor"))["ok"]  # others are not held up
