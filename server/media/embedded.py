@@ -1,6 +1,7 @@
 """The embedded media engine: an aiortc SFU in a child process, for small meetings.
 
-The audio work (SRTP, RTP packing, ICE) runs in a child process,
+The media work (SRTP, RTP packing, ICE; audio, and a floor speaker's VP8 video, both
+forwarded without decoding) runs in a child process,
 ``python -m server.media.embedded_worker`` (``server/media/embedded_worker.py``), so it
 never competes with the server's event loop, and a fault in it never takes the server
 down. The child is an ordinary subprocess started with ``asyncio.create_subprocess_exec``
@@ -203,10 +204,13 @@ class EmbeddedEngine:
     async def set_forwarding(self, room: str, publisher: str, forwarding: bool) -> None:
         await self._request("set_forwarding", room=room, publisher=publisher, forwarding=bool(forwarding))
 
-    async def subscribe(self, room: str, listener: str, publishers: Sequence[str]) -> Subscription:
+    async def subscribe(
+        self, room: str, listener: str, publishers: Sequence[str], *, video: bool = False
+    ) -> Subscription:
         """A new peer connection for the listener each time (``fresh``): the browser
         closes its old one and answers this offer with ``start``."""
-        result = await self._request("subscribe", room=room, listener=listener, publishers=list(publishers))
+        result = await self._request("subscribe", room=room, listener=listener, publishers=list(publishers),
+                                     video=bool(video))
         tracks = {str(mid): str(key) for mid, key in (result.get("tracks") or {}).items()}
         return Subscription(str(result["offer"]), bool(result["fresh"]), tracks)
 

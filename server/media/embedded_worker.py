@@ -14,13 +14,26 @@ a malformed SDP or candidate never stops the process. End of stdin (the server w
 away) or ``shutdown`` closes every peer connection and ends the process. Anything a
 library prints goes to stderr: stdout carries only the protocol.
 
-The SFU: a publisher is a peer connection receiving one Opus track; a listener is a peer
-connection the engine offers to, with one send-only audio transceiver per publisher it
-hears. Audio is forwarded as it arrives, without decoding or re-encoding: each Opus
-payload the publisher's receiver gets is handed (as one shared ``av.Packet``) to a small
-queue per listener stream, which that listener's RTP sender packs, encrypts and sends.
-Forwarding off drops a publisher's payloads at the receiver, so nothing of it leaves the
-engine whatever the browser sends.
+The SFU: a publisher is a peer connection receiving one Opus track, and optionally one
+VP8 video track (a floor speaker's camera); a listener is a peer connection the engine
+offers to, with one send-only audio transceiver per publisher it hears, and with video
+one send-only video transceiver per publisher that sends video. Audio is forwarded as it
+arrives, without decoding or re-encoding: each Opus payload the publisher's receiver gets
+is handed (as one shared ``av.Packet``) to a small queue per listener stream, which that
+listener's RTP sender packs, encrypts and sends.
+
+Video is forwarded without decoding either, a whole frame at a time: aiortc's receiver
+keeps its own work (NACKs and retransmissions, reassembling a frame from its RTP
+packets, a PLI when packets are lost) but its jitter buffer hands each complete VP8
+frame to the publisher's listeners instead of to the decoder; each listener's sender
+packs it afresh (its own VP8 payload descriptor, sequence numbers and timestamps). A
+listener stream starts at a keyframe and, after a frame it had to drop, waits for the
+next one; the engine asks the publisher for one (an RTCP PLI, at most every
+``KEYFRAME_INTERVAL`` seconds) whenever a stream waits, and whenever a listener's
+browser asks for one.
+
+Forwarding off drops a publisher's payloads (audio and video) at the receiver, so
+nothing of it leaves the engine whatever the browser sends.
 """
 
 from __future__ import annotations
@@ -46,6 +59,7 @@ from aiortc import (
     RTCRtpTransceiver,
     RTCSessionDescription,
 )
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtp import RtpPacket
 from aiortc.sdp import candidate_from_sdp
@@ -58,7 +72,11 @@ log = logging.getLogger("parley.media.embedded")
 
 OPUS_RATE = 48000
 TIME_BASE = fractions.Fraction(1, OPUS_RATE)
+VIDEO_TIME_BASE = fractions.Fraction(1, 90000)
 QUEUE_PACKETS = 10  # per listener stream: 200 ms of audio; older packets are dropped
+QUEUE_FRAMES = 15  # per listener video stream: beyond it the stream waits for a keyframe
+KEYFRAME_INTERVAL = 0.5  # seconds: the least time between two keyframe requests to a publisher
+VIDEO_JITTER_PACKETS = 512  # aiortc's own capacity for a video receiver
 MAX_LINE = 4 * 1024 * 1024
 
 
@@ -72,6 +90,30 @@ def _configuration() -> RTCConfiguration:
 def _opus_only(transceiver: RTCRtpTransceiver) -> None:
     opus = [c for c in RTCRtpSender.getCapabilities("audio").codecs if c.mimeType.lower() == "audio/opus"]
     transceiver.setCodecPreferences(opus)
+
+
+def _vp8_only(transceiver: RTCRtpTransceiver) -> None:
+    vp8 = [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType.lower() in ("video/vp8", "video/rtx")]
+    transceiver.setCodecPreferences(vp8)
+
+
+class Unwrap:
+    """RTP timestamps (32 bits, wrapping) as a count from the first one."""
+
+    def __init__(self) -> None:
+        self._origin: int | None = None
+        self._last = 0
+        self._wraps = 0
+
+    def __call__(self, ts: int) -> int:
+        if self._origin is None:
+            self._origin = self._last = ts
+        elif ts < self._last and self._last - ts > 1 << 31:
+            self._wraps += 1 << 32
+        elif ts > self._last and ts - self._last > 1 << 31:  # a late packet from before a wrap
+            ts -= 1 << 32
+        self._last = ts & 0xFFFFFFFF
+        return self._wraps + ts - self._origin
 
 
 class Feed(MediaStreamTrack):
@@ -105,6 +147,69 @@ class Feed(MediaStreamTrack):
         self._ready.set()
 
 
+class VideoFeed(MediaStreamTrack):
+    """One listener's video stream of one publisher: whole VP8 frames to send, newest
+    last. It starts at a keyframe, and after a frame it had to drop (its queue full, or
+    forwarding switched off and on) it waits for the next keyframe."""
+
+    kind = "video"
+
+    def __init__(self, publisher: Publisher) -> None:
+        super().__init__()
+        self.publisher = publisher
+        self.waiting = True  # for a keyframe
+        self._frames: deque[Packet[Stream]] = deque()
+        self._ready = asyncio.Event()
+
+    def push(self, frame: Packet[Stream], keyframe: bool) -> bool:
+        """Queue a frame; False when this stream waits for a keyframe."""
+        if self.waiting and not keyframe:
+            return False
+        if len(self._frames) >= QUEUE_FRAMES:  # a slow listener: start again at a keyframe
+            self.flush()
+            if not keyframe:
+                return False
+        self.waiting = False
+        self._frames.append(frame)
+        self._ready.set()
+        return True
+
+    def flush(self) -> None:
+        self._frames.clear()
+        self.waiting = True
+
+    async def recv(self) -> Packet[Stream]:
+        while not self._frames:
+            if self.readyState != "live":
+                raise MediaStreamError
+            self._ready.clear()
+            await self._ready.wait()
+        return self._frames.popleft()
+
+    def stop(self) -> None:
+        super().stop()
+        self._ready.set()
+
+
+class FrameTap(JitterBuffer):
+    """A video receiver's jitter buffer that hands each complete frame to the publisher
+    instead of to aiortc's decoder (which then never decodes anything)."""
+
+    def __init__(self, publisher: Publisher) -> None:
+        super().__init__(capacity=VIDEO_JITTER_PACKETS, is_video=True)
+        self.publisher = publisher
+
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        self.publisher.video_ssrc = packet.ssrc
+        lost, frame = super().add(packet)
+        if lost:  # frames were dropped: every stream waits for a keyframe (aiortc asks for one)
+            for feed in self.publisher.video_feeds:
+                feed.flush()
+        if frame is not None:
+            self.publisher.on_frame(frame)
+        return lost, None
+
+
 @dataclass
 class Publisher:
     pc: RTCPeerConnection
@@ -113,9 +218,12 @@ class Publisher:
     live: bool = False  # a first packet has arrived
     opus: int | None = None  # the negotiated Opus payload type
     feeds: set[Feed] = field(default_factory=set)
-    _origin: int | None = None
-    _last: int = 0
-    _wraps: int = 0
+    video: RTCRtpTransceiver | None = None  # its camera, if it sends one
+    video_feeds: set[VideoFeed] = field(default_factory=set)
+    video_ssrc: int | None = None
+    _clock: Unwrap = field(default_factory=Unwrap)
+    _video_clock: Unwrap = field(default_factory=Unwrap)
+    _asked: float = 0.0  # when a keyframe was last asked for
 
     def on_rtp(self, packet: RtpPacket) -> None:
         """One RTP packet from the browser (decrypted): fan its Opus payload out."""
@@ -124,15 +232,7 @@ class Publisher:
         self.live = True
         if not self.forwarding or not self.feeds:
             return
-        ts = packet.timestamp
-        if self._origin is None:
-            self._origin = self._last = ts
-        elif ts < self._last and self._last - ts > 1 << 31:
-            self._wraps += 1 << 32
-        elif ts > self._last and ts - self._last > 1 << 31:  # a late packet from before a wrap
-            ts -= 1 << 32
-        self._last = ts & 0xFFFFFFFF
-        pts = self._wraps + ts - self._origin
+        pts = self._clock(packet.timestamp)
         if pts < 0:
             return
         out = Packet(packet.payload)
@@ -141,17 +241,55 @@ class Publisher:
         for feed in self.feeds:
             feed.push(out)
 
+    def on_frame(self, frame: JitterFrame) -> None:
+        """One whole VP8 frame from the browser: fan it out as it is."""
+        if not self.forwarding or not self.video_feeds or not frame.data:
+            return
+        pts = self._video_clock(frame.timestamp)
+        if pts < 0:
+            return
+        keyframe = not frame.data[0] & 0x01  # the VP8 frame tag's P bit: 0 for a keyframe
+        out = Packet(frame.data)
+        out.pts = pts
+        out.time_base = VIDEO_TIME_BASE
+        waiting = False
+        for feed in self.video_feeds:
+            if not feed.push(out, keyframe):
+                waiting = True
+        if waiting:
+            self.ask_keyframe()
+
+    def ask_keyframe(self) -> None:
+        """Ask the browser for a keyframe (an RTCP PLI), at most every KEYFRAME_INTERVAL."""
+        if self.video is None or self.video_ssrc is None or not self.forwarding:
+            return
+        now = asyncio.get_running_loop().time()
+        if now - self._asked < KEYFRAME_INTERVAL:
+            return
+        self._asked = now
+        task = asyncio.ensure_future(self.video.receiver._send_rtcp_pli(self.video_ssrc))
+        _BACKGROUND.add(task)
+        task.add_done_callback(_BACKGROUND.discard)
+
     def set_forwarding(self, forwarding: bool) -> None:
         self.forwarding = forwarding
         if not forwarding:
             for feed in self.feeds:
                 feed.flush()
+        for vfeed in self.video_feeds:  # off: nothing more; on: start again at a keyframe
+            vfeed.flush()
+        if forwarding and self.video_feeds:
+            self._asked = 0.0
+            self.ask_keyframe()
+
+
+_BACKGROUND: set[asyncio.Task[Any]] = set()
 
 
 @dataclass
 class Listener:
     pc: RTCPeerConnection
-    feeds: list[Feed]
+    feeds: list[Feed | VideoFeed]
 
 
 @dataclass
@@ -234,8 +372,15 @@ class Sfu:
         audio = [t for t in pc.getTransceivers() if t.kind == "audio"]
         if not audio:
             raise MediaError("the SDP offer has no audio")
+        # Its camera: the first video m-line that offers VP8 (and only VP8 is taken).
+        video = next((t for t in pc.getTransceivers() if t.kind == "video"
+                      and any(c.mimeType.lower() == "video/vp8" for c in t._codecs)), None)
+        if video is not None:
+            vp8 = [c for c in video._codecs if c.mimeType.lower() == "video/vp8"][:1]
+            video._codecs = vp8 + [c for c in video._codecs if c.mimeType.lower() == "video/rtx"
+                                   and c.parameters.get("apt") == vp8[0].payloadType]
         for t in pc.getTransceivers():
-            if t is not audio[0]:
+            if t is not audio[0] and t is not video:
                 t.direction = "inactive"
         answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)
@@ -243,7 +388,7 @@ class Sfu:
         opus = [c.payloadType for c in audio[0]._codecs if c.mimeType.lower() == "audio/opus"]
         if not opus:
             raise MediaError("the SDP offer has no Opus audio")
-        found = Publisher(pc, channel, opus=opus[0])
+        found = Publisher(pc, channel, opus=opus[0], video=video)
 
         async def tap(packet: RtpPacket, arrival_time_ms: int) -> None:
             # In place of aiortc's receiver path (jitter buffer, decoder thread): the
@@ -251,6 +396,10 @@ class Sfu:
             found.on_rtp(packet)
 
         receiver._handle_rtp_packet = tap  # type: ignore[method-assign]
+        if video is not None:
+            # aiortc's receiver keeps its NACKs and PLIs; its jitter buffer forwards
+            # whole frames instead of decoding them.
+            setattr(video.receiver, "_RTCRtpReceiver__jitter_buffer", FrameTap(found))  # noqa: B010
         room.publishers[key] = found
         return str(pc.localDescription.sdp)
 
@@ -262,6 +411,9 @@ class Sfu:
         for feed in list(found.feeds):
             feed.stop()
         found.feeds.clear()
+        for vfeed in list(found.video_feeds):
+            vfeed.stop()
+        found.video_feeds.clear()
         await found.pc.close()
 
     async def unpublish(self, room: str, publisher: str) -> None:
@@ -275,34 +427,55 @@ class Sfu:
             raise MediaError("no such publisher")
         found.set_forwarding(forwarding)
 
-    async def subscribe(self, room: str, listener: str, publishers: list[str]) -> dict[str, Any]:
+    async def subscribe(self, room: str, listener: str, publishers: list[str],
+                        video: bool = False) -> dict[str, Any]:
         """A new peer connection for the listener (its old one, if any, is closed), with
-        one audio stream per known publisher, in order; returns the engine's offer."""
+        one audio stream per known publisher, in order, and with ``video`` one video
+        stream per publisher that sends video; returns the engine's offer."""
         found = self._room(room)
         async with found.lock:
             keys = [p for p in dict.fromkeys(publishers) if p in found.publishers]
-            sources = [found.publishers[p] for p in keys]
-            if not sources:
+            if not keys:
                 raise MediaError("nothing to listen to")
             await self._drop_listener(found, listener)
             pc = RTCPeerConnection(_configuration())
-            feeds: list[Feed] = []
+            feeds: list[Feed | VideoFeed] = []
+            streams: list[tuple[RTCRtpTransceiver, str]] = []
             try:
-                for source in sources:
+                for key in keys:
+                    source = found.publishers[key]
                     feed = Feed(source)
-                    _opus_only(pc.addTransceiver(feed, direction="sendonly"))
+                    sending = pc.addTransceiver(feed, direction="sendonly")
+                    _opus_only(sending)
                     feeds.append(feed)
+                    streams.append((sending, key))
+                    if video and source.video is not None:
+                        vfeed = VideoFeed(source)
+                        sending = pc.addTransceiver(vfeed, direction="sendonly")
+                        _vp8_only(sending)
+                        self._keyframes_asked(sending.sender, source)
+                        feeds.append(vfeed)
+                        streams.append((sending, key))
                 await pc.setLocalDescription(await pc.createOffer())
             except BaseException:
-                for feed in feeds:
-                    feed.stop()
+                for each in feeds:
+                    each.stop()
                 await pc.close()
                 raise
-            for feed in feeds:
-                feed.publisher.feeds.add(feed)
+            for each in feeds:
+                if isinstance(each, VideoFeed):
+                    each.publisher.video_feeds.add(each)
+                else:
+                    each.publisher.feeds.add(each)
             found.listeners[listener] = Listener(pc, feeds)
-            tracks = {str(t.mid): key for t, key in zip(pc.getTransceivers(), keys, strict=True)}
+            tracks = {str(t.mid): key for t, key in streams}
             return {"offer": str(pc.localDescription.sdp), "fresh": True, "tracks": tracks}
+
+    @staticmethod
+    def _keyframes_asked(sender: RTCRtpSender, source: Publisher) -> None:
+        """A listener's browser asking for a keyframe (PLI, FIR) asks the publisher:
+        the engine has no encoder of its own."""
+        sender._send_keyframe = source.ask_keyframe  # type: ignore[method-assign]
 
     async def start(self, room: str, listener: str, answer: str) -> None:
         found = self._room(room)
@@ -322,7 +495,10 @@ class Sfu:
         if found is None:
             return
         for feed in found.feeds:
-            feed.publisher.feeds.discard(feed)
+            if isinstance(feed, VideoFeed):
+                feed.publisher.video_feeds.discard(feed)
+            else:
+                feed.publisher.feeds.discard(feed)
             feed.stop()
         await found.pc.close()
 

@@ -40,11 +40,17 @@ class Subscription:
 
     ``fresh``: True when the browser must answer on a new peer connection (closing its
     old one); False when it renegotiates the one it has (same tracks keep playing).
-    ``tracks``: the offer's audio media ids and the publisher each one carries."""
+    ``tracks``: the offer's media ids (audio, and video with ``video``) and the
+    publisher each one carries."""
 
     offer: str
     fresh: bool
     tracks: dict[str, str] = field(default_factory=dict)  # mid -> publisher key
+
+
+def offers_video(sdp: str) -> bool:
+    """Does an SDP offer carry video (an ``m=video`` line with a port other than 0)?"""
+    return any(line.startswith("m=video ") and not line.startswith("m=video 0 ") for line in sdp.splitlines())
 
 
 # An ICE candidate as a browser's RTCIceCandidate.toJSON() gives it:
@@ -62,19 +68,24 @@ class MediaEngine(Protocol):
         """Destroy the room with all its publishers and listeners (idempotent)."""
 
     async def publish(self, room: str, publisher: str, channel: str, offer: str) -> str:
-        """Take a browser's SDP offer (audio) into ``channel``; returns the SDP answer.
-        A publisher starts forwarded; a second publish with the same key replaces it."""
+        """Take a browser's SDP offer (audio, optionally with VP8 video) into
+        ``channel``; returns the SDP answer. A publisher starts forwarded; a second
+        publish with the same key replaces it. Whether video is allowed into the channel
+        is the server's decision, taken before (only the floor takes video)."""
 
     async def unpublish(self, room: str, publisher: str) -> None:
         """Drop a publisher (idempotent)."""
 
     async def set_forwarding(self, room: str, publisher: str, forwarding: bool) -> None:
-        """Forward a publisher's audio to its listeners, or stop it at the engine,
-        whatever the browser keeps sending."""
+        """Forward a publisher's audio and video to its listeners, or stop both at the
+        engine, whatever the browser keeps sending."""
 
-    async def subscribe(self, room: str, listener: str, publishers: Sequence[str]) -> Subscription:
-        """Make the listener's subscription exactly these publishers' audio (unknown
-        keys are skipped; at least one must exist). The browser answers with ``start``."""
+    async def subscribe(
+        self, room: str, listener: str, publishers: Sequence[str], *, video: bool = False
+    ) -> Subscription:
+        """Make the listener's subscription exactly these publishers' audio, plus, with
+        ``video``, the video of those that publish some (unknown keys are skipped; at
+        least one must exist). The browser answers with ``start``."""
 
     async def start(self, room: str, listener: str, answer: str) -> None:
         """The listener's SDP answer to the latest ``subscribe`` offer."""

@@ -22,9 +22,10 @@ async def info(call: Call[SessionScope]) -> Reply:
 
 @session_event("media.publish", Action.SESSION_ENTER, schemas.PublishPayload, ephemeral=True)
 async def publish(call: Call[SessionScope]) -> Reply:
-    """Publish the microphone into a channel, if the policy grants it, or an
-    interpreter's talk-back line (``channel: "talkback"``). Ack ``{sdp, channel,
-    forwarded}``; ``forbidden`` with the reason otherwise."""
+    """Publish the microphone (with the camera, on the floor only) into a channel, if
+    the policy grants it, or an interpreter's talk-back line (``channel: "talkback"``).
+    Ack ``{sdp, channel, forwarded, video}``; ``forbidden`` with the reason otherwise,
+    ``invalid`` for video anywhere but the floor."""
     p = call.payload
     return Reply(await call.services.media.publish(call.scope, call.conn, p.channel, p.sdp))
 
@@ -38,9 +39,10 @@ async def unpublish(call: Call[SessionScope]) -> Reply:
 
 @session_event("media.listen", Action.SESSION_ENTER, schemas.ListenPayload, ephemeral=True)
 async def listen(call: Call[SessionScope]) -> Reply:
-    """Hear the floor plus a channel. Ack ``{channel, sub, sdp (offer or null), fresh,
-    tracks}``."""
-    return Reply(await call.services.media.listen(call.scope, call.conn, call.payload.channel))
+    """Hear the floor plus a channel, and with ``video`` see the floor. Ack ``{channel,
+    video, sub, sdp (offer or null), fresh, tracks}``."""
+    p = call.payload
+    return Reply(await call.services.media.listen(call.scope, call.conn, p.channel, p.video))
 
 
 @session_event("media.answer", Action.SESSION_ENTER, schemas.AnswerPayload, ephemeral=True)

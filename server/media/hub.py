@@ -12,7 +12,9 @@ floor switch, a booth re-staffed, a connection gone) it asks the policy
   coughing; a booth channel that carries the floor forwards nobody of its own;
 * **subscriptions**: a listener is subscribed to the floor's granted publishers plus the
   granted publishers of the channel it chose (a booth's standby included, not forwarded,
-  so a hand-over only switches forwarding). A change of that set renegotiates it;
+  so a hand-over only switches forwarding); a listener that asked for video also takes
+  the video of those it hears that send some (only the floor takes video: booth channels
+  and talk-back are audio only). A change of that set renegotiates it;
 * **channels heard**: a channel becoming heard or silent is logged (``channel.open`` /
   ``channel.close``) for the minutes.
 
@@ -42,7 +44,8 @@ from server.config import Settings
 from server.core.clock import utcnow
 from server.core.errors import DomainError, ErrorCode, conflict, invalid, not_found, unavailable
 from server.core.events import DomainEvent, EventBus
-from server.media.engine import MediaEngine, MediaError, MediaUnavailable
+from server.core.ratelimit import TokenBucket
+from server.media.engine import MediaEngine, MediaError, MediaUnavailable, offers_video
 from server.media.ice import ice_servers_for
 from server.media.policy import FLOOR, Asker, BoothSeats, Floor, grant
 from server.people.models import Membership, Person
@@ -82,6 +85,7 @@ class _Publisher:
     conn: str
     asker: Asker
     channel: str
+    video: bool = False  # its offer carried video (the floor only)
     forwarded: bool = True  # as applied at the engine (a new publisher starts forwarded)
     coughing: bool = False
     live: bool = False  # its media reached the engine: listeners can be subscribed to it
@@ -92,6 +96,7 @@ class _Listener:
     key: str
     membership: str
     channel: str
+    video: bool = False  # takes the video of the floor publishers it hears
     sub: int = 0
     heard: tuple[str, ...] = ()  # publisher keys of its current subscription
 
@@ -185,6 +190,11 @@ class MediaHub:
         self._rooms: dict[str, _Room] = {}
         self._watches: set[asyncio.Task[None]] = set()
         self._dirty: set[str] = set()  # rooms whose refresh is due (one task per room at a time)
+        # Each negotiation costs the engine real work, and a script could send thousands a
+        # second: per connection, a burst then a steady rate well above what a page needs
+        # (a publish, a listen, an answer per offer; a few candidates per connection).
+        self.negotiations = TokenBucket(rate=2.0, burst=12.0, message="Too many audio requests; slow down.")
+        self.candidates = TokenBucket(rate=20.0, burst=60.0, message="Too many ICE candidates; slow down.")
 
     def install(self, bus: EventBus) -> None:
         self.bus = bus
@@ -237,8 +247,11 @@ class MediaHub:
         return {"engine": self.engine.name, "ceiling": self.ceiling, "ice_servers": servers, **state}
 
     async def publish(self, scope: SessionScope, conn: str, channel: str, sdp: str) -> dict[str, Any]:
-        """Publish this connection's microphone into ``channel`` if the policy grants it
-        (``forbidden`` with the reason otherwise)."""
+        """Publish this connection's microphone (and camera, if the offer has video)
+        into ``channel`` if the policy grants it (``forbidden`` with the reason
+        otherwise). Video goes on the floor only: an offer with video into a booth
+        channel or the talk-back line is refused (``invalid``)."""
+        self.negotiations.take(conn)
         room = self._room(scope)
         async with room.lock:
             facts = await self._facts(room)
@@ -251,13 +264,17 @@ class MediaHub:
                 raise invalid(f"channel: no channel {channel[:40]!r} in this session.")
             else:
                 grant(asker, channel, facts.floor, facts.seats)  # forbidden: nothing reaches the engine
+            video = offers_video(sdp)
+            if video and channel != FLOOR:
+                raise invalid("sdp: video is published on the floor only; interpretation channels and the "
+                              "talk-back line are audio only (offer audio alone).")
             await self._engine_room(room)
             key = _key(conn, channel)
             try:
                 answer = await self.engine.publish(room.session_id, key, channel, sdp)
             except (MediaError, MediaUnavailable) as exc:
                 raise _engine_error(exc) from exc
-            room.publishers[key] = _Publisher(key, conn, asker, channel)
+            room.publishers[key] = _Publisher(key, conn, asker, channel, video)
             room.watchers.setdefault(conn, asker)
             news = await self._apply(room, facts)
             forwarded = room.publishers[key].forwarded
@@ -265,7 +282,7 @@ class MediaHub:
         watch = asyncio.create_task(self._until_live(room, key))
         self._watches.add(watch)
         watch.add_done_callback(self._watches.discard)
-        return {"sdp": answer, "channel": channel, "forwarded": forwarded}
+        return {"sdp": answer, "channel": channel, "forwarded": forwarded, "video": video}
 
     async def _until_live(self, room: _Room, key: str) -> None:
         """Listeners are subscribed to a publisher once its media reaches the engine
@@ -301,9 +318,12 @@ class MediaHub:
             news = await self._apply(room, await self._facts(room))
         await self.bus.publish(*news)
 
-    async def listen(self, scope: SessionScope, conn: str, channel: str) -> dict[str, Any]:
-        """Hear the floor plus ``channel``: the engine's offer, or ``sdp: None`` while
-        nobody publishes on what this listener hears (a ``media.offer`` follows)."""
+    async def listen(self, scope: SessionScope, conn: str, channel: str, video: bool = False) -> dict[str, Any]:
+        """Hear the floor plus ``channel`` (and, with ``video``, see the floor speakers
+        that send video): the engine's offer, or ``sdp: None`` while nobody publishes on
+        what this listener hears (a ``media.offer`` follows). Called again with the same
+        channel and another ``video``, it renegotiates like a change of channel."""
+        self.negotiations.take(conn)
         room = self._room(scope)
         async with room.lock:
             facts = await self._facts(room)
@@ -315,6 +335,7 @@ class MediaHub:
             if ear is None:
                 ear = room.listeners[conn] = _Listener(f"l:{conn}", scope.actor.membership_id, channel)
             ear.channel = channel
+            ear.video = video
             room.watchers.setdefault(conn, asker_of(scope))
             offer = await self._resubscribe(room, facts, conn, ear, force=True)
             news = await self._apply(room, facts)
@@ -322,6 +343,7 @@ class MediaHub:
         return offer
 
     async def answer(self, scope: SessionScope, conn: str, sub: int, sdp: str) -> None:
+        self.negotiations.take(conn)
         room = self._room(scope)
         async with room.lock:
             ear = room.listeners.get(conn)
@@ -333,6 +355,7 @@ class MediaHub:
                 raise _engine_error(exc) from exc
 
     async def candidate(self, scope: SessionScope, conn: str, pc: str, candidate: dict[str, Any] | None) -> None:
+        self.candidates.take(conn)
         room = self._room(scope)
         async with room.lock:
             found = room.listeners.get(conn) if pc == "listen" else room.publishers.get(_key(conn, pc))
@@ -351,6 +374,7 @@ class MediaHub:
                 await self._quietly(self.engine.unsubscribe(room.session_id, ear.key))
 
     async def cough(self, scope: SessionScope, conn: str, on: bool) -> None:
+        self.candidates.take(conn)  # a held button: cheap, but not unbounded
         room = self._room(scope)
         async with room.lock:
             found = room.publishers.get(_key(conn, None))
@@ -516,16 +540,17 @@ class MediaHub:
                 await self._quietly(self.engine.unsubscribe(room.session_id, ear.key))
             ear.heard = ()
             ear.sub += 1
-            return {"channel": ear.channel, "sub": ear.sub, "sdp": None, "fresh": True, "tracks": {}}
+            return {"channel": ear.channel, "video": ear.video, "sub": ear.sub, "sdp": None, "fresh": True,
+                    "tracks": {}}
         try:
-            offered = await self.engine.subscribe(room.session_id, ear.key, heard)
+            offered = await self.engine.subscribe(room.session_id, ear.key, heard, video=ear.video)
         except (MediaError, MediaUnavailable) as exc:
             raise _engine_error(exc) from exc
         ear.heard = heard
         ear.sub += 1
         tracks = {mid: channel_of.get(key, FLOOR) for mid, key in offered.tracks.items()}
-        return {"channel": ear.channel, "sub": ear.sub, "sdp": offered.offer, "fresh": offered.fresh,
-                "tracks": tracks}
+        return {"channel": ear.channel, "video": ear.video, "sub": ear.sub, "sdp": offered.offer,
+                "fresh": offered.fresh, "tracks": tracks}
 
     async def _apply(self, room: _Room, facts: _Facts) -> list[DomainEvent]:
         """Apply the policy's answer at the engine; the news it makes."""

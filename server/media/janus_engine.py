@@ -5,13 +5,16 @@ secret and a PIN that only this process knows: a browser, which never reaches Ja
 API, can neither create, join nor moderate a room by itself. What a browser may send or
 hear is decided by the server (``server.media`` policy) before it calls this engine.
 
-* ``publish``: a participant's microphone into one channel ("floor", or a booth's
-  language). The publisher is a VideoRoom participant whose ``display`` is its channel.
-* ``set_forwarding``: whether Janus forwards a publisher at all (VideoRoom ``moderate``,
-  which mutes a stream at Janus whatever the browser keeps sending). Ending the floor,
-  a booth's hand-over and the "cough" button are this switch.
+* ``publish``: a participant's microphone (and, on the floor, optionally their camera:
+  VP8) into one channel ("floor", or a booth's language). The publisher is a VideoRoom
+  participant whose ``display`` is its channel; its streams (mid and type) are learnt
+  from Janus's answer to ``publish``.
+* ``set_forwarding``: whether Janus forwards a publisher at all (VideoRoom ``moderate``
+  of each of its mids, which mutes a stream at Janus whatever the browser keeps
+  sending). Ending the floor, a booth's hand-over and the "cough" button are this switch.
 * ``subscribe``: a listener's feeds (the floor, and their chosen channel), as one
-  multistream subscription; ``switch`` changes its channel without a new negotiation.
+  multistream subscription: each feed's audio mid, and with ``video`` its video mid
+  too; ``update`` changes it without a new negotiation.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from server.media.engine import Candidate, MediaError, MediaUnavailable, Subscription
+from server.media.engine import Candidate, MediaError, MediaUnavailable, Subscription, offers_video
 from server.media.janus import JanusClient, JanusError, JanusSession, JanusUnavailable
 
 AUDIO_MID = "0"
@@ -33,13 +36,30 @@ class _Publisher:
     handle: int
     feed: int
     channel: str
+    mids: dict[str, str] = field(default_factory=lambda: {AUDIO_MID: "audio"})  # mid -> "audio" | "video"
     forwarding: bool = True
+
+    def streams(self, video: bool) -> list[tuple[int, str]]:
+        """(feed, mid) of what a listener takes from it: its audio, and its video too."""
+        kinds = ("audio", "video") if video else ("audio",)
+        return [(self.feed, mid) for mid, kind in self.mids.items() if kind in kinds]
 
 
 @dataclass
 class _Listener:
     handle: int
-    feeds: list[int]  # the feeds its subscription carries, in order
+    streams: list[tuple[int, str]]  # the (feed, mid) its subscription carries, in order
+
+
+def _mids(answer: dict[str, Any]) -> dict[str, str]:
+    """A publisher's active streams, mid -> type, from Janus's answer to ``publish``
+    (its ``streams`` list); the audio mid alone if Janus listed none."""
+    found: dict[str, str] = {}
+    for stream in answer.get("streams") or []:
+        if (isinstance(stream, dict) and stream.get("type") in ("audio", "video")
+                and stream.get("mid") is not None and not stream.get("disabled")):
+            found[str(stream["mid"])] = str(stream["type"])
+    return found or {AUDIO_MID: "audio"}
 
 
 @dataclass
@@ -92,7 +112,7 @@ class JanusEngine:
         room = _Room(secrets.randbelow(2**52) + 1, secrets.token_urlsafe(24), secrets.token_urlsafe(24))
         request = {
             "request": "create", "room": room.number, "is_private": True, "secret": room.secret, "pin": room.pin,
-            "audiocodec": "opus", "publishers": 64, "description": room_key[:100],
+            "audiocodec": "opus", "videocodec": "vp8", "publishers": 64, "description": room_key[:100],
         }
         if self.admin_key:
             request["admin_key"] = self.admin_key
@@ -114,7 +134,8 @@ class JanusEngine:
             await janus.detach(handle)
 
     async def publish(self, room_key: str, publisher: str, channel: str, offer: str) -> str:
-        """Publish one participant's audio into ``channel``; returns the SDP answer."""
+        """Publish one participant's audio (and video, if the offer has it) into
+        ``channel``; returns the SDP answer."""
         room = self._room(room_key)
         janus = await self._janus()
         if publisher in room.publishers:
@@ -127,13 +148,13 @@ class JanusEngine:
                              "display": channel},
                 )
                 answer = await janus.message(
-                    handle, {"request": "publish", "audio": True, "video": False},
+                    handle, {"request": "publish", "audio": True, "video": offers_video(offer)},
                     jsep={"type": "offer", "sdp": offer},
                 )
         except Exception:
             await janus.detach(handle)
             raise
-        room.publishers[publisher] = _Publisher(handle, int(joined["id"]), channel)
+        room.publishers[publisher] = _Publisher(handle, int(joined["id"]), channel, _mids(answer))
         return str(answer["jsep"]["sdp"])
 
     async def unpublish(self, room_key: str, publisher: str) -> None:
@@ -143,18 +164,20 @@ class JanusEngine:
             await (await self._janus()).detach(found.handle)
 
     async def set_forwarding(self, room_key: str, publisher: str, forwarding: bool) -> None:
-        """Forward a publisher's audio, or stop it at Janus (whatever the browser sends)."""
+        """Forward a publisher's audio and video, or stop them at Janus (whatever the
+        browser sends): one ``moderate`` per mid."""
         room = self._room(room_key)
         found = room.publishers.get(publisher)
         if found is None:
             raise MediaError("no such publisher")
         janus = await self._janus()
         async with _refusals():
-            await janus.message(
-                found.handle,
-                {"request": "moderate", "room": room.number, "secret": room.secret, "id": found.feed,
-                 "mid": AUDIO_MID, "mute": not forwarding},
-            )
+            for mid in found.mids:
+                await janus.message(
+                    found.handle,
+                    {"request": "moderate", "room": room.number, "secret": room.secret, "id": found.feed,
+                     "mid": mid, "mute": not forwarding},
+                )
         found.forwarding = forwarding
 
     async def live(self, room_key: str) -> set[str]:
@@ -168,33 +191,37 @@ class JanusEngine:
         up = {int(p["id"]) for p in listed.get("participants", []) if p.get("publisher")}
         return {key for key, p in room.publishers.items() if p.feed in up}
 
-    async def subscribe(self, room_key: str, listener: str, publishers: Sequence[str]) -> Subscription:
-        """Subscribe a listener to exactly these publishers' audio; returns Janus's SDP
-        offer (the listener answers with ``start``). A listener that already has a
-        subscription keeps its peer connection: Janus's multistream ``update`` adds and
-        removes feeds and renegotiates, so the streams it keeps play on."""
+    async def subscribe(
+        self, room_key: str, listener: str, publishers: Sequence[str], *, video: bool = False
+    ) -> Subscription:
+        """Subscribe a listener to exactly these publishers' audio (and, with ``video``,
+        the video of those that publish some); returns Janus's SDP offer (the listener
+        answers with ``start``). A listener that already has a subscription keeps its
+        peer connection: Janus's multistream ``update`` adds and removes streams and
+        renegotiates, so the streams it keeps play on."""
         room = self._room(room_key)
         janus = await self._janus()
-        feeds = [room.publishers[p].feed for p in publishers if p in room.publishers]
-        if not feeds:
+        streams = [s for p in dict.fromkeys(publishers) if p in room.publishers
+                   for s in room.publishers[p].streams(video)]
+        if not streams:
             raise MediaError("nothing to listen to")
         old = room.listeners.get(listener)
         if old is not None:
-            added = [f for f in feeds if f not in old.feeds]
-            removed = [f for f in old.feeds if f not in feeds]
+            added = [s for s in streams if s not in old.streams]
+            removed = [s for s in old.streams if s not in streams]
             if added or removed:
                 request: dict[str, object] = {"request": "update"}
                 if added:
-                    request["subscribe"] = [{"feed": f, "mid": AUDIO_MID} for f in added]
+                    request["subscribe"] = [{"feed": f, "mid": mid} for f, mid in added]
                 if removed:
-                    request["unsubscribe"] = [{"feed": f} for f in removed]
+                    request["unsubscribe"] = [{"feed": f, "mid": mid} for f, mid in removed]
                 try:
                     async with _refusals():
                         updated = await janus.message(old.handle, request)
                 except MediaError:
                     updated = {}
                 if "jsep" in updated:
-                    old.feeds = [f for f in old.feeds if f not in removed] + added
+                    old.streams = [s for s in old.streams if s not in removed] + added
                     return Subscription(str(updated["jsep"]["sdp"]), False, self._tracks(room, updated))
             # Nothing to change, or Janus could not update it: a new subscription.
             room.listeners.pop(listener, None)
@@ -204,22 +231,23 @@ class JanusEngine:
             async with _refusals():
                 offered = await janus.message(
                     handle, {"request": "join", "ptype": "subscriber", "room": room.number, "pin": room.pin,
-                             "streams": [{"feed": f, "mid": AUDIO_MID} for f in feeds]},
+                             "streams": [{"feed": f, "mid": mid} for f, mid in streams]},
                 )
         except Exception:
             await janus.detach(handle)
             raise
-        room.listeners[listener] = _Listener(handle, feeds)
+        room.listeners[listener] = _Listener(handle, streams)
         return Subscription(str(offered["jsep"]["sdp"]), True, self._tracks(room, offered))
 
     @staticmethod
     def _tracks(room: _Room, answer: dict[str, Any]) -> dict[str, str]:
-        """The subscription's audio mids and the publisher each carries (Janus lists
-        its streams, with their feed, in the ``attached`` and ``updated`` events)."""
+        """The subscription's audio and video mids and the publisher each carries (Janus
+        lists its streams, with their feed, in the ``attached`` and ``updated`` events)."""
         by_feed = {p.feed: key for key, p in room.publishers.items()}
         out: dict[str, str] = {}
         for stream in answer.get("streams") or []:
-            if isinstance(stream, dict) and stream.get("type") == "audio" and stream.get("active", True):
+            if (isinstance(stream, dict) and stream.get("type") in ("audio", "video")
+                    and stream.get("active", True)):
                 key = by_feed.get(stream.get("feed_id"))  # type: ignore[arg-type]
                 if key is not None and stream.get("mid") is not None:
                     out[str(stream["mid"])] = key
@@ -257,5 +285,10 @@ class JanusEngine:
                 await self.close_room(room_key)
             except Exception:  # Janus may be gone already
                 self._rooms.pop(room_key, None)
-        if self._session is not None and not self._session.closed:
-            await self._session.destroy()
+        try:
+            if self._session is not None and not self._session.closed:
+                await self._session.destroy()
+        except (JanusError, JanusUnavailable, OSError):
+            pass  # Janus is gone: its sessions went with it
+        finally:
+            await self.client.close()  # the HTTP connections to Janus

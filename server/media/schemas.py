@@ -29,6 +29,7 @@ class UnpublishPayload(SessionRef):
 
 class ListenPayload(SessionRef):
     channel: Channel
+    video: bool = False  # also the floor speakers' video; False: audio only
 
 
 class AnswerPayload(SessionRef):

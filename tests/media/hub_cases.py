@@ -13,8 +13,10 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import numpy as np
 import pytest
-from aiortc import RTCPeerConnection, RTCSessionDescription  # type: ignore[import-untyped]
+from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack  # type: ignore[import-untyped]
+from av import VideoFrame
 from sqlalchemy import update
 
 from server.booths import service as booths
@@ -426,3 +428,165 @@ async def test_the_talk_back_line_reaches_the_booth_partner_only(peers: Peers, w
     info = await active.send("media.info")
     assert info["talkback"] is False and info["publishing"] == {"channel": "es", "forwarded": True}, info
     assert [e for e in chair.live if "talkback" in str(e["payload"])] == []  # never logged
+
+
+# ---- optional video (the floor only) ---------------------------------------------------
+
+PALETTE = [(220, 40, 40), (40, 200, 60), (40, 60, 220)]  # red, green, blue
+
+
+class Colours(VideoStreamTrack):  # type: ignore[misc]
+    """A camera showing a solid colour that changes twice a second."""
+
+    async def recv(self) -> VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        colour = PALETTE[int(pts * time_base * 2) % len(PALETTE)]
+        image = np.zeros((120, 160, 3), dtype=np.uint8)
+        image[:, :] = colour
+        frame = VideoFrame.from_ndarray(image, format="rgb24")
+        frame.pts, frame.time_base = pts, time_base
+        return frame
+
+
+async def publish_with_video(peer: Peer, channel: str, hz: float = 440.0) -> dict[str, Any]:
+    """Publish a tone and a camera (one peer connection, an audio and a video m-line)."""
+    pc = RTCPeerConnection()
+    OPEN.append(pc)
+    pc.addTrack(Tone(hz))
+    pc.addTrack(Colours())
+    await pc.setLocalDescription(await pc.createOffer())
+    assert "m=video" in pc.localDescription.sdp
+    said = await peer.send("media.publish", channel=channel, sdp=pc.localDescription.sdp)
+    if said.get("ok"):
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=said["sdp"], type="answer"))
+    return said
+
+
+class Viewer:
+    """A listening peer connection that keeps what arrives: (time, kind, mean colour)."""
+
+    def __init__(self) -> None:
+        self.pc: RTCPeerConnection | None = None
+        self.got: list[tuple[float, str, tuple[int, ...]]] = []
+        self.kinds: list[str] = []
+        self._readers: list[asyncio.Task[None]] = []
+
+    def _new(self) -> RTCPeerConnection:
+        pc = RTCPeerConnection()
+        OPEN.append(pc)
+
+        @pc.on("track")  # type: ignore[misc]
+        def on_track(track: Any) -> None:
+            self.kinds.append(track.kind)
+
+            async def read() -> None:
+                while True:
+                    try:
+                        frame = await track.recv()
+                    except Exception:
+                        return
+                    colour: tuple[int, ...] = ()
+                    if track.kind == "video":
+                        colour = tuple(int(c) for c in frame.to_ndarray(format="rgb24").mean(axis=(0, 1)))
+                    self.got.append((asyncio.get_running_loop().time(), track.kind, colour))
+
+            self._readers.append(asyncio.ensure_future(read()))
+
+        return pc
+
+    async def answer(self, offer: dict[str, Any]) -> str:
+        """Answer an offer: on a new peer connection if ``fresh``, else renegotiating."""
+        if offer["fresh"] or self.pc is None:
+            self.pc = self._new()
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer["sdp"], type="offer"))
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        return str(self.pc.localDescription.sdp)
+
+    def frames(self, kind: str, since: float = 0.0) -> list[tuple[float, str, tuple[int, ...]]]:
+        return [g for g in self.got if g[1] == kind and g[0] >= since]
+
+    def colours_seen(self) -> set[int]:
+        """Which palette colours the video frames showed (within a VP8 margin)."""
+        seen = set()
+        for _, _, colour in self.frames("video"):
+            for n, want in enumerate(PALETTE):
+                if all(abs(a - b) < 40 for a, b in zip(colour, want, strict=True)):
+                    seen.add(n)
+        return seen
+
+
+async def test_a_floor_speaker_s_video_reaches_who_asked_for_it_and_stops_with_the_floor(
+    peers: Peers, world: World, server: LiveServer, engine: str
+) -> None:
+    sid = world.sessions["open"]
+    chair = await peers.joined("secretariat", sid)
+    speaker = await peers.joined("delegate", sid)
+    watching = await peers.joined("expert", sid)
+    hearing = await peers.joined("observer", sid)
+    offers = pushes(watching, "media.offer")
+    assert (await speaker.send("floor.request"))["ok"]
+    assert (await chair.send("floor.give", membership_id=speaker.membership_id))["ok"]
+    said = await publish_with_video(speaker, "floor")
+    assert said["ok"] and said["forwarded"] is True and said["video"] is True, said
+    await eventually(lambda: "floor" in chair.state.channels, "the speaker's media up")
+
+    # Audio only (the default): one audio track, no video.
+    ear, viewer = Viewer(), Viewer()
+    heard = await hearing.send("media.listen", channel="floor")
+    assert heard["ok"] and heard["video"] is False and list(heard["tracks"].values()) == ["floor"], heard
+    assert (await hearing.send("media.answer", sub=heard["sub"], sdp=await ear.answer(heard)))["ok"]
+    first = await watching.send("media.listen", channel="floor", video=False)
+    assert list(first["tracks"].values()) == ["floor"], first
+    assert (await watching.send("media.answer", sub=first["sub"], sdp=await viewer.answer(first)))["ok"]
+
+    # With video: the same channel again renegotiates, every mid labelled with its channel.
+    seen = await watching.send("media.listen", channel="floor", video=True)
+    assert seen["ok"] and seen["video"] is True and list(seen["tracks"].values()) == ["floor", "floor"], seen
+    assert seen["fresh"] is (engine == "embedded"), seen
+    assert "m=video" in seen["sdp"]
+    assert (await watching.send("media.answer", sub=seen["sub"], sdp=await viewer.answer(seen)))["ok"]
+    await eventually(lambda: len(viewer.frames("video")) >= 20 and len(viewer.frames("audio")) >= 20,
+                     "video and audio frames at the viewer", timeout=20)
+    await eventually(lambda: len(viewer.colours_seen()) >= 2, "the camera's colours, changing", timeout=10)
+    assert offers == []  # nothing changed meanwhile: no pushed offer
+
+    # A cough cuts the video with the audio; the picture comes back after it.
+    assert (await speaker.send("media.cough", on=True))["ok"]
+    await eventually(lambda: engine_forwarding(server, sid)[key_of(peers, speaker)] is False, "coughing")
+    assert (await speaker.send("media.cough", on=False))["ok"]
+    await eventually(lambda: engine_forwarding(server, sid)[key_of(peers, speaker)] is True, "back")
+    back = asyncio.get_running_loop().time()
+    await eventually(lambda: len(viewer.frames("video", back)) >= 10, "the picture back", timeout=10)
+
+    # Ending the floor stops the video at the engine: no frame arrives a second later.
+    assert (await chair.send("floor.end"))["ok"]
+    await eventually(lambda: engine_forwarding(server, sid)[key_of(peers, speaker)] is False, "the cut")
+    cut = asyncio.get_running_loop().time()
+    await asyncio.sleep(2.5)
+    assert viewer.frames("video", cut + 1.0) == [], f"{len(viewer.frames('video', cut + 1.0))} frames after the cut"
+    assert "video" in viewer.kinds
+    assert ear.kinds == ["audio"] and ear.frames("audio") and not ear.frames("video"), ear.kinds
+
+
+async def test_booth_channels_and_talk_back_are_audio_only(peers: Peers, world: World, server: LiveServer) -> None:
+    sid = world.sessions["open"]
+    interpreter = await peers.joined("interpreter", sid)
+    for channel in ("es", "talkback"):
+        refused = await publish_with_video(interpreter, channel, 660.0)
+        assert refused["error"]["code"] == "invalid" and "audio only" in refused["error"]["message"], refused
+    assert engine_forwarding(server, sid) == {}  # nothing reached the engine
+    said = await publish(interpreter, "es", 660.0)  # the same, audio only: fine
+    assert said["ok"] and said["video"] is False, said
+
+
+async def test_a_flood_of_negotiations_is_limited_and_the_room_keeps_serving(peers: Peers, world: World) -> None:
+    sid = world.sessions["open"]
+    flooder = await peers.joined("delegate", sid)
+    other = await peers.joined("expert", sid)
+    acks = await asyncio.gather(*(flooder.send("media.listen", channel="floor") for _ in range(40)))
+    limited = [a for a in acks if a.get("error", {}).get("code") == "rate_limited"]
+    assert len(limited) >= 20 and all(a["error"]["retry_after"] > 0 for a in limited), acks
+    candidates = await asyncio.gather(*(flooder.send("media.candidate", pc="listen", candidate=None)
+                                        for _ in range(100)))
+    assert any(a.get("error", {}).get("code") == "rate_limited" for a in candidates)
+    assert (await other.send("media.listen", channel="floor"))["ok"]  # others are not held up
