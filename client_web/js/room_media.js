@@ -404,6 +404,8 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
       // Not answered, or asked between a reconnect and its re-join ("Join the room
       // first."): the re-join listens again by itself.
       if (ack.error.code === "timeout" || ack.error.code === "unavailable") scheduleListenAgain();
+      // Too many negotiations in a short time: try again when the server says.
+      else if (ack.error.code === "rate_limited") scheduleListenAgain(retryMs(ack.error));
       else if (ack.error.code !== "conflict") onProblem(ack.error.message);
       return null;
     }
@@ -417,12 +419,17 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
   }
 
   let retryTimer = null;
-  function scheduleListenAgain() {
+  function retryMs(error) {
+    const seconds = Number(error && error.retry_after);
+    return Number.isFinite(seconds) && seconds > 0 ? Math.min(30_000, seconds * 1000) : 1000;
+  }
+
+  function scheduleListenAgain(delay = 1000) {
     if (retryTimer !== null || !joined) return;
     retryTimer = window.setTimeout(() => {
       retryTimer = null;
       listenAgain();
-    }, 1000);
+    }, delay);
   }
 
   function listenStep(step) {
@@ -541,8 +548,9 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
       if (ack.error) {
         closePublish();
         // A conflict ("Join the room first.") is a reconnect under way: the re-join
-        // publishes again.
-        if (ack.error.code !== "timeout" && ack.error.code !== "conflict") onProblem(ack.error.message);
+        // publishes again. Too many negotiations: again when the server says.
+        if (ack.error.code === "rate_limited") window.setTimeout(publishAgain, retryMs(ack.error));
+        else if (ack.error.code !== "timeout" && ack.error.code !== "conflict") onProblem(ack.error.message);
         return false;
       }
       await pc.setRemoteDescription({ type: "answer", sdp: ack.sdp });
@@ -649,7 +657,9 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
       if (talkbackPc !== entry) return false;
       if (ack.error) {
         dropTalkbackPc();
-        if (ack.error.code !== "timeout" && ack.error.code !== "conflict") {
+        if (ack.error.code === "rate_limited") {
+          window.setTimeout(talkbackAgain, retryMs(ack.error));
+        } else if (ack.error.code !== "timeout" && ack.error.code !== "conflict") {
           wantTalkback = false;
           onProblem(ack.error.message);
         }
