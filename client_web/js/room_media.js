@@ -871,12 +871,9 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
     get coughing() {
       return coughing;
     },
-    /** The talk-back line is open (asked for; `talkbackUp`: and connected). */
+    /** The talk-back line is open (asked for by the person). */
     get talking() {
       return wantTalkback;
-    },
-    get talkbackUp() {
-      return Boolean(talkbackPc && talkbackPc.ready && state && state.talkback);
     },
     /** A talk-back track from the booth partner is being received. */
     get hearingTalkback() {
