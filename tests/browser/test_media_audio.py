@@ -431,8 +431,7 @@ async def test_a_chairs_unmute_lets_an_expert_without_the_floor_speak(janus_audi
         await expect(mic).to_have_attribute("aria-pressed", "false")
 
 
-async def test_talk_back_reaches_the_booth_partner_only(janus_audio: MediaWorld) -> None:
-    audio = janus_audio
+async def test_talk_back_reaches_the_booth_partner_only(audio: MediaWorld) -> None:
     active = await audio.participant("interpreter", BOOTH_A_HZ)
     await mic_live(active.page)
     partner = await audio.participant("interpreter3", STANDBY_HZ)
