@@ -466,3 +466,60 @@ async def test_talk_back_reaches_the_booth_partner_only(audio: MediaWorld) -> No
     await expect(partner.page.locator("#talkback-heard")).to_be_hidden()
     await wait_for_tone(listener.page, BOOTH_A_HZ, channel=audio.booths.a, timeout=5)
     await expect(mic_button(active.page)).to_have_attribute("aria-pressed", "true")
+
+
+async def video_shown(page: Page, timeout: float = 20) -> list[dict[str, object]]:
+    """Wait until the page plays at least one floor video with frames; the videos."""
+    deadline = time.monotonic() + timeout
+    videos: list[dict[str, object]] = []
+    while time.monotonic() < deadline:
+        videos = await page.evaluate("window.parleyMedia.videos()")
+        if any(v["playing"] and isinstance(v["width"], int) and v["width"] > 0 for v in videos):
+            return videos
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no floor video played in {timeout} s: {videos}")
+
+
+async def test_the_floor_speakers_camera_reaches_who_asks_for_video(janus_audio: MediaWorld) -> None:
+    """The floor speaker turns the Camera on: a listener with "Audio only" off sees it
+    play in the video area; an audio-only listener receives no video at all."""
+    audio = janus_audio
+    async with Chair(audio) as chair:
+        speaker = await audio.participant("delegate", FLOOR_HZ)
+        camera = speaker.page.get_by_role("button", name="Camera")
+        await expect(camera).to_be_disabled()  # no floor yet
+        answer = await chair.call("floor.give", membership_id=audio.member("delegate"))
+        assert answer.get("ok"), answer
+        await mic_live(speaker.page)
+        await expect(camera).to_be_enabled()
+        await camera.click()
+        await expect(camera).to_have_attribute("aria-pressed", "true")
+        await expect(speaker.page.locator("#camera-reason")).to_have_text(
+            "Your camera is sent with your microphone.", timeout=20_000
+        )
+
+        viewer = await audio.participant("expert", EXPERT_HZ)
+        audio_only = viewer.page.get_by_role("button", name="Audio only")
+        await expect(audio_only).to_have_attribute("aria-pressed", "true")
+        await audio_only.click()
+        await expect(audio_only).to_have_attribute("aria-pressed", "false")
+        await join_audio(viewer.page, listen="floor")
+        plain = await audio.participant("observer", OBSERVER_HZ)
+        await join_audio(plain.page, listen="floor")
+
+        await video_shown(viewer.page)
+        video = viewer.page.get_by_role("group", name="Video of the floor").locator("video")
+        await expect(video).to_have_count(1)
+        await expect(video).to_have_attribute("aria-label", "Video of the floor")
+        await wait_for_tone(viewer.page, FLOOR_HZ, channel="floor")
+        # The audio-only listener hears the floor and receives no video track.
+        await wait_for_tone(plain.page, FLOOR_HZ, channel="floor")
+        assert await plain.page.evaluate("window.parleyMedia.videoTracks()") == 0
+        assert await plain.page.evaluate("window.parleyMedia.videos()") == []
+        await expect(plain.page.locator("#video-area")).to_be_hidden()
+
+        # Camera off: the publication is audio only again, the video goes.
+        await camera.click()
+        await expect(camera).to_have_attribute("aria-pressed", "false")
+        await expect(video).to_have_count(0, timeout=15_000)
+        await wait_for_tone(viewer.page, FLOOR_HZ, channel="floor")
