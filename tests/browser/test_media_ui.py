@@ -143,8 +143,8 @@ async def test_the_audio_follows_the_servers_media_state(server: LiveServer, wor
     await expect(expert.page.get_by_role("button", name="Camera")).to_be_enabled()
 
     # An interpreter reading Parley in Spanish: the booth's language in Spanish too.
-    await staff_a_booth(server, world, "es", "es")
     interpreter = await in_room(await open_tab("interpreter"), server, world, "interpreter")
+    await staff_a_booth(server, world, "es", "es")
     await interpreter.page.reload()
     await expect(interpreter.page.locator("html")).to_have_attribute("lang", "es")
     await expect(interpreter.page.locator("#booth-heading")).to_have_text(re.compile(r"cabina de español"))
