@@ -412,7 +412,7 @@ export function createMediaView({ S: strings, me, sessionId, conn }) {
           class: "small",
           "data-action": unmute ? "media-unmute" : "media-mute",
           "data-member": member,
-          "data-focus-key": `media-${action}:${member}`,
+          "data-focus-key": `media-chair:${member}`, // the same for both: focus stays
           title: fmt(unmute ? S.unmute_for : S.mute_for, { name }),
           "aria-label": `${unmute ? S.unmute : S.mute} ${name}`,
           text: unmute ? S.unmute : S.mute,
