@@ -44,8 +44,8 @@
 // dropped when the track ends or its transceiver stops receiving.
 //
 // No DOM here, except the muted media elements Chromium needs to pull remote audio
-// into WebAudio, and the floor's <video> elements (the page places them). What the page shows is room_view_media.js's business, through
-// `onChange()`.
+// into WebAudio, and the floor's <video> elements (the page places them). What the
+// page shows is room_view_media.js's business, through `onChange()`.
 
 const FLOOR = "floor";
 const TALKBACK = "talkback";
@@ -161,6 +161,7 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
     // (Not on a fresh media.info after a re-join: there we publish again.)
     if (!fresh && !next.publishing && publishPc && publishPc.ready && !publishing) {
       closePublish();
+      closeCamera();
       wantPublish = false;
       localMuted = false;
     }
