@@ -481,8 +481,9 @@ async def video_shown(page: Page, timeout: float = 20) -> list[dict[str, object]
 
 
 async def test_the_floor_speakers_camera_reaches_who_asks_for_video(janus_audio: MediaWorld) -> None:
-    """The floor speaker turns the Camera on: a listener with "Audio only" off sees it
-    play in the video area; an audio-only listener receives no video at all."""
+    """The floor speaker turns the Camera on: a listener in "Audio only" (the default)
+    receives no video track at all; with "Audio only" off, the same listener sees the
+    camera play in the video area; the Camera off, it goes."""
     audio = janus_audio
     async with Chair(audio) as chair:
         speaker = await audio.participant("delegate", FLOOR_HZ)
@@ -499,27 +500,29 @@ async def test_the_floor_speakers_camera_reaches_who_asks_for_video(janus_audio:
         )
 
         viewer = await audio.participant("expert", EXPERT_HZ)
-        audio_only = viewer.page.get_by_role("button", name="Audio only")
+        page = viewer.page
+        await join_audio(page, listen="floor")
+        audio_only = page.get_by_role("button", name="Audio only")
         await expect(audio_only).to_have_attribute("aria-pressed", "true")
+        # Audio only: the floor is heard, and no video track is received.
+        await wait_for_tone(page, FLOOR_HZ, channel="floor")
+        for _ in range(5):
+            assert await page.evaluate("window.parleyMedia.videoTracks()") == 0
+            assert await page.evaluate("window.parleyMedia.videos()") == []
+            await asyncio.sleep(0.1)
+        await expect(page.locator("#video-area")).to_be_hidden()
+
+        # Audio only off: the speaker's camera plays, labelled, and the floor is heard.
         await audio_only.click()
         await expect(audio_only).to_have_attribute("aria-pressed", "false")
-        await join_audio(viewer.page, listen="floor")
-        plain = await audio.participant("observer", OBSERVER_HZ)
-        await join_audio(plain.page, listen="floor")
-
-        await video_shown(viewer.page)
-        video = viewer.page.get_by_role("group", name="Video of the floor").locator("video")
+        await video_shown(page)
+        video = page.get_by_role("group", name="Video of the floor").locator("video")
         await expect(video).to_have_count(1)
         await expect(video).to_have_attribute("aria-label", "Video of the floor")
-        await wait_for_tone(viewer.page, FLOOR_HZ, channel="floor")
-        # The audio-only listener hears the floor and receives no video track.
-        await wait_for_tone(plain.page, FLOOR_HZ, channel="floor")
-        assert await plain.page.evaluate("window.parleyMedia.videoTracks()") == 0
-        assert await plain.page.evaluate("window.parleyMedia.videos()") == []
-        await expect(plain.page.locator("#video-area")).to_be_hidden()
+        await wait_for_tone(page, FLOOR_HZ, channel="floor")
 
         # Camera off: the publication is audio only again, the video goes.
         await camera.click()
         await expect(camera).to_have_attribute("aria-pressed", "false")
         await expect(video).to_have_count(0, timeout=15_000)
-        await wait_for_tone(viewer.page, FLOOR_HZ, channel="floor")
+        await wait_for_tone(page, FLOOR_HZ, channel="floor")
