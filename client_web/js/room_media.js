@@ -36,9 +36,16 @@
 // channel}) of each offer tells floor tracks from a booth's; while listening to a
 // booth, the floor plays quietly under it at the "original audio" level.
 //
+// Video (the floor only): with the Camera on, the floor publication carries the
+// camera as a second, VP8, m-line (a new media.publish replaces the previous one,
+// audio only again when the Camera goes off). A listener asks for video with
+// `media.listen {video: true}` ("Audio only" off); each received video track whose
+// mid maps to the floor plays in a muted <video> element the page shows (`videos`),
+// dropped when the track ends or its transceiver stops receiving.
+//
 // No DOM here, except the muted media elements Chromium needs to pull remote audio
-// into WebAudio. What the page shows is room_view_media.js's business, through
-// `onChange()`.
+// into WebAudio, and the floor's <video> elements (the page places them). What the
+// page shows is room_view_media.js's business, through `onChange()`.
 
 const FLOOR = "floor";
 const TALKBACK = "talkback";
@@ -104,6 +111,8 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
   let listenPc = null; // {pc, sub, ready, queued, badSince}
   let tracks = {}; // mid -> channel, from the latest offer
   const received = new Map(); // mid -> {track, element, source, gain, analyser}
+  const videos = new Map(); // mid -> {track, element}: the floor speakers' cameras
+  let listenVideo = false; // "Audio only" off: media.listen asks for video
   let originalLevel = 0.2;
   let listenChain = Promise.resolve();
   let listenWaiting = false; // nobody publishes on what we hear yet
@@ -117,6 +126,9 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
   let coughing = false;
   let publishChain = Promise.resolve();
   let publishing = false; // a media.publish is in flight
+  let wantCamera = false; // the person turned their Camera on (floor only)
+  let camStream = null; // getUserMedia's camera stream, while the Camera is on
+  let publishedVideo = false; // the current publication carries the camera
 
   // Talk-back.
   let talkbackPc = null; // {pc, ready, queued, badSince, track}
@@ -149,6 +161,7 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
     // (Not on a fresh media.info after a re-join: there we publish again.)
     if (!fresh && !next.publishing && publishPc && publishPc.ready && !publishing) {
       closePublish();
+      closeCamera();
       wantPublish = false;
       localMuted = false;
     }
@@ -306,6 +319,32 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
     changed();
   }
 
+  function addVideo(mid, track) {
+    dropVideo(mid);
+    const element = document.createElement("video");
+    element.muted = true;
+    element.autoplay = true;
+    element.playsInline = true;
+    element.setAttribute("playsinline", "");
+    element.srcObject = new MediaStream([track]);
+    element.play().catch(ignore);
+    videos.set(mid, { track, element });
+    const gone = () => {
+      if (videos.get(mid) && videos.get(mid).track === track) dropVideo(mid);
+    };
+    track.addEventListener("ended", gone);
+    changed();
+  }
+
+  function dropVideo(mid) {
+    const node = videos.get(mid);
+    if (!node) return;
+    videos.delete(mid);
+    node.element.srcObject = null;
+    node.element.remove();
+    changed();
+  }
+
   // ---- listening -------------------------------------------------------------------
 
   function closeListen() {
@@ -314,6 +353,7 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
     listenPc = null;
     pc.close();
     for (const mid of [...received.keys()]) dropTrack(mid);
+    for (const mid of [...videos.keys()]) dropVideo(mid);
   }
 
   function newListenPc() {
@@ -321,7 +361,9 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
     const entry = { pc, sub: null, ready: false, queued: [], badSince: null };
     pc.addEventListener("track", (e) => {
       const mid = e.transceiver && e.transceiver.mid;
-      if (e.track.kind === "audio" && mid !== null && mid !== undefined) addTrack(mid, e.track);
+      if (mid === null || mid === undefined) return;
+      if (e.track.kind === "audio") addTrack(mid, e.track);
+      else if (e.track.kind === "video" && tracks[mid] === FLOOR && listenVideo) addVideo(mid, e.track);
     });
     pc.addEventListener("icecandidate", (e) => trickle(entry, "listen", e.candidate));
     pc.addEventListener("iceconnectionstatechange", () => {
@@ -385,8 +427,12 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
     entry.sub = offer.sub;
     // Tracks whose transceiver stopped receiving are gone from the mix.
     for (const t of pc.getTransceivers()) {
-      if (t.mid !== null && received.has(t.mid) && (t.currentDirection === "inactive" || t.stopped)) dropTrack(t.mid);
+      if (t.mid === null || !(t.currentDirection === "inactive" || t.stopped)) continue;
+      if (received.has(t.mid)) dropTrack(t.mid);
+      if (videos.has(t.mid)) dropVideo(t.mid);
     }
+    // Video no longer asked for, or a mid that no longer carries the floor: gone.
+    for (const mid of [...videos.keys()]) if (!listenVideo || tracks[mid] !== FLOOR) dropVideo(mid);
     const ack = await ask("media.answer", { sub: offer.sub, sdp: pc.localDescription.sdp });
     if (listenPc !== entry) return;
     if (ack.error) {
@@ -446,7 +492,7 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
       closeListen();
       await ask("media.stop");
       offersEpoch = mine; // offers pushed from now on are for the new listener
-      const offer = onListenAck(await ask("media.listen", { channel: listenChannel }));
+      const offer = onListenAck(await ask("media.listen", { channel: listenChannel, video: listenVideo }));
       if (offer) await takeOffer(offer);
     });
   }
@@ -459,9 +505,18 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
     changed();
     if (!listenPc) return listenAgain();
     return listenStep(async () => {
-      const offer = onListenAck(await ask("media.listen", { channel }));
+      const offer = onListenAck(await ask("media.listen", { channel, video: listenVideo }));
       if (offer) await takeOffer(offer);
     });
+  }
+
+  /** "Audio only" off (`on`: true) or on: the same channel, with or without video. */
+  function setVideo(on) {
+    listenVideo = Boolean(on);
+    if (!listenVideo) for (const mid of [...videos.keys()]) dropVideo(mid);
+    changed();
+    if (!joined) return Promise.resolve();
+    return listen(listenChannel);
   }
 
   function queueOffer(offer) {
@@ -497,10 +552,36 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
 
   function closePublish() {
     if (!publishPc) return;
-    const { pc, track } = publishPc;
+    const { pc, track, videoTrack } = publishPc;
     publishPc = null;
+    publishedVideo = false;
     pc.close();
     if (track) track.stop();
+    if (videoTrack) videoTrack.stop();
+  }
+
+  async function openCamera() {
+    if (camStream && camStream.getVideoTracks().some((t) => t.readyState === "live")) return camStream;
+    camStream = await navigator.mediaDevices.getUserMedia({ audio: false, video: true });
+    return camStream;
+  }
+
+  function closeCamera() {
+    if (camStream) for (const t of camStream.getTracks()) t.stop();
+    camStream = null;
+  }
+
+  /** The engines take VP8 only: offer it alone when the browser lets us say so. */
+  function preferVp8(transceiver) {
+    if (typeof transceiver.setCodecPreferences !== "function" || !window.RTCRtpSender) return;
+    const caps = RTCRtpSender.getCapabilities && RTCRtpSender.getCapabilities("video");
+    const vp8 = caps ? caps.codecs.filter((c) => /^video\/(vp8|rtx)$/i.test(c.mimeType)) : [];
+    if (!vp8.some((c) => /vp8/i.test(c.mimeType))) return;
+    try {
+      transceiver.setCodecPreferences(vp8);
+    } catch {
+      // The browser's own choice then; the server answers VP8 or refuses.
+    }
   }
 
   /** What goes out: a copy of the microphone's track, so the level meter (and the
@@ -528,10 +609,20 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
       onProblem(null);
       return false;
     }
+    // The camera goes out on the floor only (booths carry audio only).
+    let videoTrack = null;
+    if (wantCamera && channel === FLOOR) {
+      try {
+        videoTrack = (await openCamera()).getVideoTracks()[0].clone();
+      } catch {
+        wantCamera = false;
+        onProblem(null);
+      }
+    }
     closePublish();
     const pc = new RTCPeerConnection({ iceServers: iceServers() });
     const track = sendTrack(stream);
-    const entry = { pc, channel, ready: false, queued: [], badSince: null, sender: null, track };
+    const entry = { pc, channel, ready: false, queued: [], badSince: null, sender: null, track, videoTrack };
     publishPc = entry;
     pc.addEventListener("icecandidate", (e) => trickle(entry, "publish", e.candidate));
     pc.addEventListener("iceconnectionstatechange", () => {
@@ -539,6 +630,7 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
       changed();
     });
     entry.sender = pc.addTransceiver(track, { direction: "sendonly" }).sender;
+    if (videoTrack) preferVp8(pc.addTransceiver(videoTrack, { direction: "sendonly" }));
     publishing = true;
     try {
       const offer = await pc.createOffer();
@@ -554,6 +646,7 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
         return false;
       }
       await pc.setRemoteDescription({ type: "answer", sdp: ack.sdp });
+      publishedVideo = Boolean(ack.video);
       flushCandidates(entry, "publish");
       if (offAir()) await ask("media.cough", { on: true });
       return true;
@@ -590,6 +683,17 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
       if (publishPc) publishPc.track.enabled = false;
       if (publishPc) await ask("media.cough", { on: true });
     }
+    changed();
+  }
+
+  /** The Camera toggle (floor publishers only): the floor publication is made again,
+   * with the camera or without it (the server takes the new offer in place of the
+   * old one). Off the air (no publication yet), the choice waits for the Microphone. */
+  async function setCamera(on) {
+    wantCamera = Boolean(on);
+    changed();
+    if (publishPc && wantPublish) await publishAgain();
+    if (!wantCamera) closeCamera();
     changed();
   }
 
@@ -727,6 +831,8 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
   async function leave() {
     joined = false;
     wantPublish = false;
+    wantCamera = false;
+    closeCamera();
     localMuted = false;
     coughing = false;
     listenWaiting = false;
@@ -871,6 +977,22 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
     get coughing() {
       return coughing;
     },
+    /** The Camera is on (asked for by the person). */
+    get camera() {
+      return wantCamera;
+    },
+    /** The publication now carries the camera (the server said so). */
+    get sendingVideo() {
+      return Boolean(publishPc && publishPc.ready && publishedVideo);
+    },
+    /** "Audio only" is off: the floor's video is asked for. */
+    get video() {
+      return listenVideo;
+    },
+    /** The floor's received cameras: [{mid, element}]. */
+    get videos() {
+      return [...videos].map(([mid, node]) => ({ mid, element: node.element }));
+    },
     /** The talk-back line is open (asked for by the person). */
     get talking() {
       return wantTalkback;
@@ -907,6 +1029,8 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
     leave,
     listen,
     setMicrophone,
+    setCamera,
+    setVideo,
     cough,
     setTalkback,
     setInput,
@@ -938,6 +1062,22 @@ export function createMedia({ sessionId, conn, onChange, onProblem, onSignal }) 
     contextState: () => (ctx ? ctx.state : null),
     micOpen: () => Boolean(micStream),
     iceState: () => (listenPc ? listenPc.pc.iceConnectionState : null),
+    /** The floor's cameras shown: [{mid, width, height, playing}]. */
+    videos: () =>
+      [...videos].map(([mid, node]) => ({
+        mid,
+        width: node.element.videoWidth,
+        height: node.element.videoHeight,
+        playing: !node.element.paused,
+      })),
+    /** Live video tracks the listening peer connection receives (shown or not). */
+    videoTracks: () =>
+      listenPc
+        ? listenPc.pc
+            .getTransceivers()
+            .filter((t) => t.receiver.track.kind === "video" && t.receiver.track.readyState === "live"
+              && (t.currentDirection === "recvonly" || t.currentDirection === "sendrecv")).length
+        : 0,
     /** Send a raw media event through the page's socket (answers the server's ack). */
     ask: (event, payload) => conn.ask(event, payload),
     /** Close the listening peer connection without telling anyone (a lost path). */

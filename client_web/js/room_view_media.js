@@ -1,7 +1,12 @@
 // The audio panel: device check, Join / Leave audio, the Microphone toggle with its
 // level meter and "You are muted" hint, what to listen to with the original audio
 // under it, device choice, the interpreter console, the chair's Unmute / Mute in the
-// presence list, and the floor speaker's "Slow down" notice.
+// presence list, the floor speaker's "Slow down" notice, the Camera (floor publishers
+// only) and "Audio only" toggles, and the floor's received video.
+//
+// Channel names: the server names booth channels in English ("Spanish"); the page
+// shows each booth's language in its own language (Intl.DisplayNames on the page's
+// `lang`), falling back to the server's name. "Floor" is a translated string.
 //
 // Every permission shown here comes from the server's media state (media.info after
 // each join, media.state pushes) and the join's `may`; nothing is decided once at load.
@@ -24,6 +29,26 @@ const FLOOR = "floor";
 const CHECK_MS = 5000;
 const HINT_HOLD_MS = 1500;
 const SLOWDOWN_SHOW_MS = 8000;
+// Roles that can never take the floor: a chair gets no Unmute next to them.
+const NEVER_ON_FLOOR = new Set(["interpreter", "observer"]);
+
+let displayNames; // Intl.DisplayNames for the page's language, or null
+function languageName(tag) {
+  if (displayNames === undefined) {
+    try {
+      displayNames = new Intl.DisplayNames([document.documentElement.lang || "en"], { type: "language" });
+    } catch {
+      displayNames = null;
+    }
+  }
+  if (!displayNames || !tag) return null;
+  try {
+    const name = displayNames.of(tag);
+    return name && name !== tag ? name : null;
+  } catch {
+    return null; // not a language tag
+  }
+}
 
 function loadChoices(key) {
   try {
@@ -66,6 +91,7 @@ export function createMediaView({ S: strings, me, sessionId, conn }) {
     onSignal: signal,
   });
   if (typeof choices.original === "number") media.setOriginalLevel(choices.original / 100);
+  if (choices.video === true) media.setVideo(true);
   if (choices.input) media.setInput(choices.input);
   if (choices.output) media.setOutput(choices.output);
 
@@ -89,11 +115,11 @@ export function createMediaView({ S: strings, me, sessionId, conn }) {
   function channelName(id) {
     if (id === FLOOR) return S.floor;
     const c = media.state && (media.state.channels || []).find((x) => x.id === id);
-    return c ? c.name : id;
+    return languageName(id) || (c ? c.name : id);
   }
 
   function channelLabel(c) {
-    const name = c.id === FLOOR ? S.floor : c.name;
+    const name = channelName(c.id) || c.name;
     return c.live ? fmt(S.live, { name }) : name;
   }
 
@@ -146,6 +172,20 @@ export function createMediaView({ S: strings, me, sessionId, conn }) {
       refreshDevices();
     }
     await media.setMicrophone(!(media.publishingLocally && !media.localMuted));
+  });
+
+  onClick($("camera"), async () => {
+    clearProblem();
+    const on = !media.camera;
+    await media.setCamera(on);
+    announce(on ? S.camera_on_said : S.camera_off_said);
+  });
+
+  onClick($("audio-only"), async () => {
+    clearProblem();
+    const video = !media.video;
+    remember({ video });
+    await media.setVideo(video);
   });
 
   /** Back in the audio by itself after a reload (the room was just joined). */
@@ -340,6 +380,16 @@ export function createMediaView({ S: strings, me, sessionId, conn }) {
 
   // ---- drawing ----------------------------------------------------------------------
 
+  /** What a chair may do for `member` now: "unmute", "mute" or null. */
+  function chairAction(member) {
+    const state = conn.state;
+    if (!state) return null;
+    if (state.unmuted && state.unmuted.has(member)) return "mute";
+    const person = state.people.get(member);
+    if (!person || NEVER_ON_FLOOR.has(person.role)) return null;
+    return state.presentHas(member) ? "unmute" : null;
+  }
+
   function drawChairControls() {
     const may = room ? room.may : null;
     const chair = Boolean(may && may.chair) && Boolean(media.state);
@@ -347,40 +397,46 @@ export function createMediaView({ S: strings, me, sessionId, conn }) {
     for (const li of list.querySelectorAll("li[data-member]")) {
       const member = li.dataset.member;
       let box = li.querySelector(".media-chair");
-      if (!chair || member === me) {
-        if (box) box.remove();
-        continue;
-      }
-      if (box) continue;
+      const action = chair && member !== me ? chairAction(member) : null;
+      if (box && box.dataset.chair === action) continue;
+      if (box) box.remove();
+      if (!action) continue;
       const { nameOf } = peopleIn(conn.state, strings);
       const name = nameOf(member);
+      const unmute = action === "unmute";
       box = el(
         "span",
         { class: "media-chair" },
         el("button", {
           type: "button",
           class: "small",
-          "data-action": "media-unmute",
+          "data-action": unmute ? "media-unmute" : "media-mute",
           "data-member": member,
-          "data-focus-key": `media-unmute:${member}`,
-          title: fmt(S.unmute_for, { name }),
-          "aria-label": `${S.unmute} ${name}`,
-          text: S.unmute,
-        }),
-        " ",
-        el("button", {
-          type: "button",
-          class: "small",
-          "data-action": "media-mute",
-          "data-member": member,
-          "data-focus-key": `media-mute:${member}`,
-          title: fmt(S.mute_for, { name }),
-          "aria-label": `${S.mute} ${name}`,
-          text: S.mute,
+          "data-focus-key": `media-chair:${member}`, // the same for both: focus stays
+          title: fmt(unmute ? S.unmute_for : S.mute_for, { name }),
+          "aria-label": `${unmute ? S.unmute : S.mute} ${name}`,
+          text: unmute ? S.unmute : S.mute,
         }),
       );
+      box.dataset.chair = action;
       li.append(" ", box);
     }
+  }
+
+  /** The floor's received cameras, in the video area. */
+  function drawVideos() {
+    const area = $("video-area");
+    const shown = media.videos;
+    const keep = new Set(shown.map((v) => v.element));
+    for (const node of [...area.children]) if (!keep.has(node)) node.remove();
+    for (const { element } of shown) {
+      if (element.parentNode !== area) {
+        element.setAttribute("aria-label", S.video_of_floor);
+        area.append(element);
+        element.play().catch(() => {});
+      }
+    }
+    area.hidden = shown.length === 0;
   }
 
   function announceLiveChanges(channels) {
@@ -394,6 +450,30 @@ export function createMediaView({ S: strings, me, sessionId, conn }) {
       }
     }
     lastLive = now;
+  }
+
+  /** The Camera and "Audio only" toggles, and the floor's video. */
+  function drawVideo(state, ready) {
+    const camera = $("camera");
+    camera.dataset.focusKey = "camera";
+    const floorOk = Boolean(ready && (state.may_publish || []).includes(FLOOR));
+    const on = media.camera;
+    camera.disabled = !floorOk && !on;
+    setPressed(camera, on);
+    let reason;
+    if (!ready) reason = "";
+    else if (state.booth) reason = S.camera_booth;
+    else if (!floorOk) reason = state.publish_reason || S.camera_not_floor;
+    else if (!on) reason = S.camera_off;
+    else reason = media.sendingVideo ? S.camera_on : S.camera_waits;
+    $("camera-reason").textContent = reason;
+
+    const audioOnly = $("audio-only");
+    audioOnly.dataset.focusKey = "audio-only";
+    audioOnly.disabled = !ready;
+    setPressed(audioOnly, !media.video);
+    $("audio-only-note").textContent = media.video ? S.audio_only_off : S.audio_only_on;
+    drawVideos();
   }
 
   function draw() {
@@ -429,6 +509,8 @@ export function createMediaView({ S: strings, me, sessionId, conn }) {
     else status = fmt(S.listening, { name: channelName(media.listening) });
     $("audio-state").textContent = status;
     $("audio-panel").dataset.joined = joined ? "true" : "false";
+
+    drawVideo(state, ready);
 
     const controls = $("audio-controls");
     controls.hidden = !ready;

@@ -466,3 +466,63 @@ async def test_talk_back_reaches_the_booth_partner_only(audio: MediaWorld) -> No
     await expect(partner.page.locator("#talkback-heard")).to_be_hidden()
     await wait_for_tone(listener.page, BOOTH_A_HZ, channel=audio.booths.a, timeout=5)
     await expect(mic_button(active.page)).to_have_attribute("aria-pressed", "true")
+
+
+async def video_shown(page: Page, timeout: float = 20) -> list[dict[str, object]]:
+    """Wait until the page plays at least one floor video with frames; the videos."""
+    deadline = time.monotonic() + timeout
+    videos: list[dict[str, object]] = []
+    while time.monotonic() < deadline:
+        videos = await page.evaluate("window.parleyMedia.videos()")
+        if any(v["playing"] and isinstance(v["width"], int) and v["width"] > 0 for v in videos):
+            return videos
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no floor video played in {timeout} s: {videos}")
+
+
+async def test_the_floor_speakers_camera_reaches_who_asks_for_video(janus_audio: MediaWorld) -> None:
+    """The floor speaker turns the Camera on: a listener in "Audio only" (the default)
+    receives no video track at all; with "Audio only" off, the same listener sees the
+    camera play in the video area; the Camera off, it goes."""
+    audio = janus_audio
+    async with Chair(audio) as chair:
+        speaker = await audio.participant("delegate", FLOOR_HZ)
+        camera = speaker.page.get_by_role("button", name="Camera")
+        await expect(camera).to_be_disabled()  # no floor yet
+        answer = await chair.call("floor.give", membership_id=audio.member("delegate"))
+        assert answer.get("ok"), answer
+        await mic_live(speaker.page)
+        await expect(camera).to_be_enabled()
+        await camera.click()
+        await expect(camera).to_have_attribute("aria-pressed", "true")
+        await expect(speaker.page.locator("#camera-reason")).to_have_text(
+            "Your camera is sent with your microphone.", timeout=20_000
+        )
+
+        viewer = await audio.participant("expert", EXPERT_HZ)
+        page = viewer.page
+        await join_audio(page, listen="floor")
+        audio_only = page.get_by_role("button", name="Audio only")
+        await expect(audio_only).to_have_attribute("aria-pressed", "true")
+        # Audio only: the floor is heard, and no video track is received.
+        await wait_for_tone(page, FLOOR_HZ, channel="floor")
+        for _ in range(5):
+            assert await page.evaluate("window.parleyMedia.videoTracks()") == 0
+            assert await page.evaluate("window.parleyMedia.videos()") == []
+            await asyncio.sleep(0.1)
+        await expect(page.locator("#video-area")).to_be_hidden()
+
+        # Audio only off: the speaker's camera plays, labelled, and the floor is heard.
+        await audio_only.click()
+        await expect(audio_only).to_have_attribute("aria-pressed", "false")
+        await video_shown(page)
+        video = page.get_by_role("group", name="Video of the floor").locator("video")
+        await expect(video).to_have_count(1)
+        await expect(video).to_have_attribute("aria-label", "Video of the floor")
+        await wait_for_tone(page, FLOOR_HZ, channel="floor")
+
+        # Camera off: the publication is audio only again, the video goes.
+        await camera.click()
+        await expect(camera).to_have_attribute("aria-pressed", "false")
+        await expect(video).to_have_count(0, timeout=15_000)
+        await wait_for_tone(page, FLOOR_HZ, channel="floor")

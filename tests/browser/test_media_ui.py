@@ -9,6 +9,10 @@ import re
 import pytest
 from playwright.async_api import Page, expect
 
+from server.audit import service as audit
+from server.booths import service as booths
+from server.db.session import make_engine, make_sessionmaker
+from server.people.models import Person
 from tests.browser.conftest import CHROMIUM_ARGS, OpenTab
 from tests.browser.test_room import in_room
 from tests.conftest import LiveServer
@@ -17,6 +21,21 @@ from tests.fixtures.world import World
 pytestmark = pytest.mark.browser
 
 PRIVACY = "Audio goes through Parley's media server. It is not end-to-end encrypted, and Parley never records it."
+
+
+async def staff_a_booth(server: LiveServer, world: World, language: str, speaks: str) -> None:
+    """A booth for ``language`` with the interpreter in it, who reads Parley in ``speaks``."""
+    engine = make_engine(server.settings.database_url)
+    try:
+        async with make_sessionmaker(engine, info=audit.session_info(server.settings))() as db:
+            interpreter = world.members["interpreter"]
+            await booths.create_booth(db, world.visit_id, language, (interpreter.membership_id,), actor_person_id=None)
+            person = await db.get(Person, interpreter.person_id)
+            assert person is not None
+            person.languages = [speaks]
+            await db.commit()
+    finally:
+        await engine.dispose()
 
 
 async def media_answers(page: Page) -> bool:
@@ -40,13 +59,16 @@ async def test_the_audio_panel_loads_with_its_controls(server: LiveServer, world
     await expect(page.get_by_role("button", name="Check input level")).to_be_visible()
     await expect(page.get_by_role("combobox", name="Input device")).to_be_visible()
     await expect(page.get_by_role("combobox", name="Output device")).to_be_attached()
-    # Video: honestly not there; audio only is what the room does.
+    # Video: the Camera is for whoever may speak on the floor (not this expert now,
+    # and the reason says why); "Audio only" is the default, and may be turned off.
     camera = page.get_by_role("button", name="Camera")
     await expect(camera).to_be_disabled()
     await expect(camera).to_have_attribute("aria-pressed", "false")
-    await expect(page.locator("#camera-reason")).to_have_text("Video is not available in this room yet.")
+    await expect(page.locator("#camera-reason")).to_have_text(re.compile(r"\S"))
     audio_only = page.get_by_role("button", name="Audio only")
     await expect(audio_only).to_have_attribute("aria-pressed", "true")
+    await expect(audio_only).to_be_enabled()
+    await expect(page.locator("#video-area")).to_be_hidden()
     # The debug handle for tests is there, and nothing is received yet.
     assert await page.evaluate("window.parleyMedia.tracks()") == []
     # Not yet in the audio: nothing plays, the slow-down notice is hidden.
@@ -104,8 +126,30 @@ async def test_the_audio_follows_the_servers_media_state(server: LiveServer, wor
     stored = await page.evaluate("(k) => localStorage.getItem(k)", f"parley.audio.{world.members['observer'].membership_id}")
     assert stored and '"listen":"floor"' in stored
 
+    # The chair: Unmute only for someone who can take the floor and is not unmuted,
+    # Mute only for someone unmuted; nothing next to an observer or an interpreter.
+    expert = await in_room(await open_tab("expert"), server, world, "expert")
     chair = await in_room(await open_tab("secretariat"), server, world, "secretariat")
     row = chair.page.locator("#presence li", has_text="Observer Person")
-    await expect(row.get_by_role("button", name="Unmute")).to_be_visible()
-    await expect(row.get_by_role("button", name=re.compile("^Mute"))).to_be_visible()
+    await expect(row).to_be_visible()
+    expert_row = chair.page.locator("#presence li", has_text=world.members["expert"].name)
+    await expect(expert_row.get_by_role("button", name=re.compile("^Unmute"))).to_be_visible()
+    await expect(expert_row.get_by_role("button", name=re.compile("^Mute"))).to_have_count(0)
+    await expect(row.get_by_role("button")).to_have_count(0)
     await expect(observer.page.locator("#presence").get_by_role("button", name="Unmute")).to_have_count(0)
+    await expert_row.get_by_role("button", name=re.compile("^Unmute")).click()
+    await expect(expert_row.get_by_role("button", name=re.compile("^Mute"))).to_be_visible()
+    await expect(expert_row.get_by_role("button", name=re.compile("^Unmute"))).to_have_count(0)
+    await expect(expert.page.get_by_role("button", name="Camera")).to_be_enabled()
+
+    # An interpreter reading Parley in Spanish: the booth's language in Spanish too.
+    interpreter = await in_room(await open_tab("interpreter"), server, world, "interpreter")
+    await staff_a_booth(server, world, "es", "es")
+    await interpreter.page.reload()
+    await expect(interpreter.page.locator("html")).to_have_attribute("lang", "es")
+    await expect(interpreter.page.locator("#booth-heading")).to_have_text(re.compile(r"cabina de español"))
+    await expect(interpreter.page.locator("#camera-reason")).to_have_text(re.compile(r"\S"))
+    await expect(interpreter.page.locator("#camera")).to_be_disabled()
+    interpreter_row = chair.page.locator("#presence li", has_text=world.members["interpreter"].name)
+    await expect(interpreter_row).to_be_visible()
+    await expect(interpreter_row.get_by_role("button")).to_have_count(0)
