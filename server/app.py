@@ -134,7 +134,7 @@ def create_app(settings: Settings) -> web.Application:
     room_log = RoomLog(sessions, exclusive=exclusive, appender=appender)
     rooms = RoomService(room_log, make_chat_limit(settings.chat_rate, settings.chat_burst))
     media_engine, ceiling = make_media_engine(settings)
-    media = MediaHub(media_engine, sessions, rooms, settings, ceiling=ceiling)
+    media = MediaHub(media_engine, sessions, rooms, settings, bus, ceiling=ceiling)
     services = Services(settings=settings, sessions=sessions, bus=bus, rooms=rooms, media=media)
     lease = ProcessLease(
         sessions, room_log, bus,
@@ -152,7 +152,7 @@ def create_app(settings: Settings) -> web.Application:
     app[TEMPLATES] = make_environment()
     realtime = Realtime(services, process_id=lease.process_id)
     Emitter(realtime).install(bus)
-    media.install(bus)  # after the emitter: room events reach clients before audio work
+    media.install()  # after the emitter: room events reach clients before audio work
     app[REALTIME] = realtime
     app[DUE_WORK] = due_work
     app[LEASE] = lease

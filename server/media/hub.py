@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,10 +148,15 @@ class _Facts:
         return bool(spoken) and str(spoken).split("-")[0].lower() == language.split("-")[0].lower()
 
     def booth_of(self, membership_id: str) -> BoothView | None:
-        return next((b for b in self.booths if any(i.membership_id == membership_id for i in b.interpreters)), None)
+        return booth_of(self.booths, membership_id)
 
     def channel_ids(self) -> list[str]:
         return [FLOOR, *(b.language for b in self.booths)]
+
+
+def booth_of(found: Iterable[BoothView], membership_id: str) -> BoothView | None:
+    """The booth this interpreter serves in, if any."""
+    return next((b for b in found if any(i.membership_id == membership_id for i in b.interpreters)), None)
 
 
 def _key(conn: str, channel: str | None) -> str:
@@ -179,10 +184,12 @@ class MediaHub:
         sessions: async_sessionmaker[AsyncSession],
         rooms: RoomService,
         settings: Settings,
+        bus: EventBus,
         *,
         ceiling: int | None = None,
     ) -> None:
         self.engine = engine
+        self.bus = bus
         self.sessions = sessions
         self.rooms = rooms
         self.settings = settings
@@ -196,8 +203,9 @@ class MediaHub:
         self.negotiations = TokenBucket(rate=2.0, burst=12.0, message="Too many audio requests; slow down.")
         self.candidates = TokenBucket(rate=20.0, burst=60.0, message="Too many ICE candidates; slow down.")
 
-    def install(self, bus: EventBus) -> None:
-        self.bus = bus
+    def install(self) -> None:
+        """Follow the room, booth and access news on the bus."""
+        bus = self.bus
         bus.subscribe(RoomChanged, self.room_changed)
         bus.subscribe(BoothsChanged, self.booths_changed)
         bus.subscribe(AccessChanged, self.access_changed)
@@ -279,9 +287,7 @@ class MediaHub:
             news = await self._apply(room, facts)
             forwarded = room.publishers[key].forwarded
         await self.bus.publish(*news)
-        watch = asyncio.create_task(self._until_live(room, key))
-        self._watches.add(watch)
-        watch.add_done_callback(self._watches.discard)
+        self._background(self._until_live(room, key))
         return {"sdp": answer, "channel": channel, "forwarded": forwarded, "video": video}
 
     async def _until_live(self, room: _Room, key: str) -> None:
@@ -387,9 +393,7 @@ class MediaHub:
     async def booth_for(self, scope: SessionScope) -> BoothView:
         """The booth this participant interprets in (``forbidden`` for anyone else)."""
         async with self.sessions() as db:
-            found = await booths.list_booths(db, scope.visit.id)
-        booth = next((b for b in found if any(i.membership_id == scope.actor.membership_id for i in b.interpreters)),
-                     None)
+            booth = booth_of(await booths.list_booths(db, scope.visit.id), scope.actor.membership_id)
         if booth is None:
             raise DomainError(ErrorCode.FORBIDDEN, "Only a booth's interpreters may do this.")
         return booth
@@ -467,7 +471,11 @@ class MediaHub:
             except Exception:
                 log.warning("media refresh failed in %s", session_id, exc_info=True)
 
-        task = asyncio.create_task(run())
+        self._background(run())
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` beside the requests, kept until done (cancelled by ``aclose``)."""
+        task = asyncio.create_task(work)
         self._watches.add(task)
         task.add_done_callback(self._watches.discard)
 
