@@ -73,15 +73,19 @@ async def test_a_change_written_by_another_process_applies_within_a_second(
         await db.commit()
     changed = time.monotonic()
 
-    # room.sync has no rate limit: poll with it until the stakeholder is refused.
+    # room.sync has no rate limit: poll with it until the stakeholder is refused. What
+    # is timed is when the refused request was sent: the server decides at once, then
+    # records the stakeholder's leave before it answers, and that write's latency (on a
+    # loaded machine) is not what this test is about.
     while True:
+        asked = time.monotonic() - changed
         ack = await stakeholder.send("room.sync", since=0)
-        waited = time.monotonic() - changed
-        if "error" in ack or waited > SCOPE_FRESH_SECONDS + 2.0:
+        answered = time.monotonic() - changed
+        if "error" in ack or asked > SCOPE_FRESH_SECONDS + 2.0:
             break
         await asyncio.sleep(0.05)
-    assert refused(ack), (ack, f"still allowed {waited:.2f}s after the change")
-    assert waited < SCOPE_FRESH_SECONDS + 0.5, waited
+    assert refused(ack), (ack, f"still allowed {asked:.2f}s after the change")
+    assert asked < SCOPE_FRESH_SECONDS + 0.5, (asked, answered)
 
     said = await stakeholder.send("chat.send", text="after closing", idem="s2")
     assert refused(said), said
