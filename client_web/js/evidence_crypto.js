@@ -64,7 +64,10 @@ function asBytes(value) {
 }
 
 export function randomBytes(n) {
-  return globalThis.crypto.getRandomValues(new Uint8Array(n));
+  const out = new Uint8Array(n);
+  // getRandomValues fills at most 65536 bytes a call.
+  for (let i = 0; i < n; i += 65536) globalThis.crypto.getRandomValues(out.subarray(i, Math.min(n, i + 65536)));
+  return out;
 }
 
 export async function sha256(bytes) {
@@ -784,16 +787,17 @@ export async function checkManifest(wire, { me, deviceById, shares = [], expect 
   if (!wire || typeof wire.manifest !== "string") fail("manifest", "The document has no manifest.");
   const text = wire.manifest;
   const manifest = parseCanonical(text, "The document's manifest");
-  checkManifestForm(manifest);
-  for (const k of ["visit", "document", "version"]) {
-    if (expect[k] !== undefined && manifest[k] !== expect[k]) fail("manifest", `The manifest is for another ${k}.`);
-  }
-  const uploader = deviceById(manifest.uploader);
+  // The signature first (an edited manifest says so), then the form of what it signed.
+  const uploader = typeof manifest.uploader === "string" ? deviceById(manifest.uploader) : undefined;
   if (!uploader) fail("uploader", "The uploading device is unknown.");
   if (b64u(await fingerprint(uploader)) !== manifest.uploader_fp) {
     fail("uploader", "The uploading device's keys are not the ones the manifest names.");
   }
   await verifyStatement({ body: text, signature: wire.signature }, uploader, "The document's manifest");
+  checkManifestForm(manifest);
+  for (const k of ["visit", "document", "version"]) {
+    if (expect[k] !== undefined && manifest[k] !== expect[k]) fail("manifest", `The manifest is for another ${k}.`);
+  }
   const self = manifest.recipients.find((r) => r.device === manifest.uploader);
   if (!self || self.fp !== manifest.uploader_fp || self.person !== uploader.person) {
     fail("manifest", "The uploading device is not among the document's recipients.");

@@ -135,7 +135,8 @@ async function validStatements(statements, byId) {
  *
  * A verify statement makes its subject verified when signed by one of this person's
  * own or verified devices (no web of trust through other people); a cross-sign makes
- * its subject verified when signed by a verified device of the same person.
+ * its subject verified when signed by a verified device of the same person. A device
+ * verified once stays verified while its fingerprint is the same (kept in its pin).
  *
  * Returns `{devices: Map id -> entry, pins: Map}`, each entry
  * `{id, person, device, fp, safetyCode, own, verified, pinned, revoked, warning, shareable}`,
@@ -159,7 +160,10 @@ export async function computeTrust({ me, own = [], people, statements, pins = ne
   const isOwn = (d) => !d.revoked && ownFp.get(d.id) === d.fp;
 
   const valid = await validStatements(statements, byId);
-  const verified = new Set([...byId.values()].filter(isOwn).map((d) => d.id));
+  // Own devices, and those this person verified before with the same keys (a
+  // verification is remembered even if the server stops listing its statement).
+  const remembered = (d) => !d.revoked && pins.get(d.id)?.verified === true && pins.get(d.id).fp === d.fp;
+  const verified = new Set([...byId.values()].filter((d) => isOwn(d) || remembered(d)).map((d) => d.id));
   for (let grew = true; grew;) {
     grew = false;
     for (const { kind, signer, subject } of valid) {

@@ -521,3 +521,162 @@ async def test_recovery_blob_round_trips_with_python(env: Env) -> None:
     sig_pub = sig.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
     for o in opened:
         assert o == {"sigAlg": "ES256", "encPub": b64u(raw_public(enc.public_key())), "sigPub": b64u(sig_pub)}
+
+
+# ---- manifest, reading, tampering ------------------------------------------------------------
+
+# Three devices in the page: the uploader U (Ed25519), the reader R (ES256) and an
+# outsider X; a 3-chunk document for U and R, its manifest signed by U, K wrapped for R.
+UPLOAD = """
+const id = (c) => c.repeat(32);
+const dev = async (person, devId, sigAlg) => {
+  const { keys } = await ev.generateDeviceKeys({ sigAlg });
+  const wire = ev.deviceWire(person, keys, devId);
+  return { keys, wire, fp: await ev.fingerprint(wire) };
+};
+const U = await dev(id("1"), id("a"), "Ed25519");
+const R = await dev(id("2"), id("b"), "ES256");
+const X = await dev(id("3"), id("c"), "Ed25519");
+const devices = new Map([U, R, X].map((d) => [d.wire.id, d.wire]));
+const plain = ev.randomBytes(2 * ev.CHUNK + 777);
+const K = ev.newContentKey();
+const ids = { visit: id("4"), document: id("5"), version: id("6") };
+const chunks = [];
+for await (const c of ev.encryptFile(new File([plain], "case.pdf"), K, ids.version)) chunks.push(c);
+const meta = await ev.sealMeta(K, ids.version, { name: "case.pdf", type: "application/pdf", size: plain.length, description: "" });
+const manifestFor = (recipients, hashes = chunks.map((c) => c.hash)) => ev.buildManifest({
+  ...ids, chunkHashes: hashes, size: chunks.reduce((n, c) => n + c.ciphertext.length, 0),
+  metaCiphertext: meta, K, uploader: U.wire, recipients,
+});
+const manifest = await manifestFor([R.wire, U.wire]);
+const wire = await ev.signManifest(U.keys, manifest);
+const wrapped = await ev.wrapKey(K, R.keys.encPub, ev.wrapInfo(ids.visit, ids.version, R.wire.id));
+window.up = { U, R, X, devices, plain, K, ids, chunks, meta, manifest, wire, wrapped, manifestFor };
+"""
+
+
+async def test_a_reader_checks_the_manifest_then_streams_the_plaintext(env: Env) -> None:
+    got = await env.js(
+        UPLOAD + """
+        const K2 = await ev.unwrapKey(wrapped, R.keys, ev.wrapInfo(ids.visit, ids.version, R.wire.id));
+        const checked = await ev.checkManifest(wire, {
+          me: { device: R.wire.id, fp: R.fp }, deviceById: (d) => devices.get(d), expect: ids, K: K2, metaCiphertext: meta,
+          uploaderTrusted: true,
+        });
+        const body = new Blob(chunks.map((c) => c.ciphertext)).stream();
+        const parts = [];
+        for await (const p of ev.decryptStream(body, checked.manifest, K2)) parts.push(p);
+        const out = ev.concatBytes(...parts);
+        return {
+          same: ev.b64u(await ev.sha256(out)) === ev.b64u(await ev.sha256(plain)), parts: parts.map((p) => p.length),
+          via: checked.via, verified: checked.uploaderVerified, text: checked.text, signature: wire.signature,
+          meta: await ev.openMeta(K2, ids.version, meta, checked.manifest), U: U.wire, R: R.wire,
+          recipientsSorted: manifest.recipients.map((r) => r.device),
+        };
+        """,
+    )
+    assert got["same"] is True and got["parts"] == [CHUNK, CHUNK, 777]
+    assert got["via"] == "recipient" and got["verified"] is True
+    assert got["meta"]["name"] == "case.pdf"
+    assert got["recipientsSorted"] == sorted(got["recipientsSorted"])
+    # The manifest is canonical JSON of the documented shape, and Python verifies its signature.
+    m = json.loads(got["text"])
+    assert canonical(m) == got["text"]
+    assert set(m) == {
+        "t", "visit", "document", "version", "chunk_size", "chunks", "size", "chunk_hashes", "meta_hash", "commit",
+        "uploader", "uploader_fp", "recipients",
+    }
+    assert m["chunks"] == 3 and m["size"] == 2 * (CHUNK + 16) + 777 + 16 and m["chunk_size"] == CHUNK
+    u = got["U"]
+    assert m["uploader_fp"] == b64u(fingerprint(u["person"], unb64u(u["enc_pub"]), unb64u(u["sig_pub"]), "Ed25519"))
+    ed25519.Ed25519PublicKey.from_public_bytes(unb64u(u["sig_pub"])).verify(unb64u(got["signature"]), got["text"].encode())
+
+
+async def test_tampering_is_refused_with_a_clear_error(env: Env) -> None:
+    got = await env.js(
+        UPLOAD + """
+        const me = { device: R.wire.id, fp: R.fp };
+        const opts = { me, deviceById: (d) => devices.get(d), expect: ids };
+        const read = async (cts, m = manifest) => {
+          for await (const _ of ev.decryptStream(new Blob(cts).stream(), m, K)) { /* drain */ }
+        };
+        const cts = chunks.map((c) => c.ciphertext);
+        const flipped = cts.map((c) => c.slice());
+        flipped[1][100] ^= 1;
+        const out = {};
+        out.flippedBit = await rejected(() => read(flipped));
+        out.flippedBitDecrypt = await rejected(async () => {
+          const { chunk } = await ev.subkeys(K);
+          await ev.decryptChunk(chunk, ids.version, 1, false, flipped[1]);
+        });
+        out.swapped = await rejected(() => read([cts[1], cts[0], cts[2]]));
+        // Even a manifest signed over the swapped order does not decrypt: nonce and AAD bind the index.
+        const swappedManifest = await manifestFor([R.wire, U.wire], [chunks[1].hash, chunks[0].hash, chunks[2].hash]);
+        out.swappedSigned = await rejected(() => read([cts[1], cts[0], cts[2]], swappedManifest));
+        out.missingLast = await rejected(() => read(cts.slice(0, 2)));
+        out.trailing = await rejected(() => read([...cts, new Uint8Array([1])]));
+        out.wrongInfo = await rejected(() => ev.unwrapKey(wrapped, R.keys, ev.wrapInfo(ids.visit, "7".repeat(32), R.wire.id)));
+        out.wrongDevice = await rejected(() => ev.unwrapKey(wrapped, X.keys, ev.wrapInfo(ids.visit, ids.version, R.wire.id)));
+        out.wrongKey = await rejected(() => ev.checkManifest(wire, { ...opts, K: ev.newContentKey() }));
+        out.wrongKeyStream = await rejected(() => ev.decryptStream(new Blob(cts).stream(), manifest, ev.newContentKey()).next());
+        out.wrongMeta = await rejected(() => ev.checkManifest(wire, { ...opts, metaCiphertext: meta.slice(1) }));
+        // Forged manifests: edited text, re-ordered JSON, a signature of another device,
+        // the uploader's keys swapped by the server, another version's manifest.
+        out.edited = await rejected(() => ev.checkManifest({ ...wire, manifest: wire.manifest.replace('"chunks":3', '"chunks":2') }, opts));
+        out.notCanonical = await rejected(() => ev.checkManifest({ ...wire, manifest: " " + wire.manifest }, opts));
+        out.otherSigner = await rejected(async () => ev.checkManifest(await ev.signManifest(X.keys, manifest), opts));
+        out.uploaderKeysSwapped = await rejected(() => ev.checkManifest(wire, { ...opts, deviceById: (d) => (d === U.wire.id ? { ...X.wire, id: U.wire.id, person: U.wire.person } : devices.get(d)) }));
+        out.otherVersion = await rejected(() => ev.checkManifest(wire, { ...opts, expect: { ...ids, version: "7".repeat(32) } }));
+        // Recipients: the list edited in the signed text; a validly signed manifest for
+        // others; this device listed with keys other than its own.
+        out.recipientsSwapped = await rejected(() => ev.checkManifest({ ...wire, manifest: wire.manifest.split(R.wire.id).join(X.wire.id) }, opts));
+        out.notRecipient = await rejected(async () => ev.checkManifest(await ev.signManifest(U.keys, await manifestFor([X.wire, U.wire])), opts));
+        out.otherKeys = await rejected(() => ev.checkManifest(wire, { ...opts, me: { device: R.wire.id, fp: X.fp } }));
+        out.reorderedRecipients = await rejected(async () => {
+          const m = { ...manifest, recipients: [...manifest.recipients].reverse() };
+          return ev.checkManifest(await ev.signManifest(U.keys, m), opts);
+        });
+        // Shares: U shares with X; one made by X itself; one for another manifest; U's
+        // share carrying another signature.
+        const share = await ev.signStatement(U.keys, await ev.makeShare({ manifestText: wire.manifest, version: ids.version, by: U.wire, recipients: [X.wire] }));
+        const xOpts = { ...opts, me: { device: X.wire.id, fp: X.fp } };
+        out.shared = (await ev.checkManifest(wire, { ...xOpts, shares: [share] })).via;
+        const selfShare = await ev.signStatement(X.keys, await ev.makeShare({ manifestText: wire.manifest, version: ids.version, by: X.wire, recipients: [X.wire] }));
+        out.shareByOutsider = await rejected(() => ev.checkManifest(wire, { ...xOpts, shares: [selfShare] }));
+        const otherShare = await ev.signStatement(U.keys, await ev.makeShare({ manifestText: wire.manifest + " ", version: ids.version, by: U.wire, recipients: [X.wire] }));
+        out.shareOtherManifest = await rejected(() => ev.checkManifest(wire, { ...xOpts, shares: [otherShare] }));
+        out.shareEdited = await rejected(() => ev.checkManifest(wire, { ...xOpts, shares: [{ ...share, signature: selfShare.signature }] }));
+        return out;
+        """,
+    )
+    expected = {
+        "flippedBit": ("chunk-hash", "Part 2"),
+        "flippedBitDecrypt": ("chunk", "Part 2"),
+        "swapped": ("chunk-hash", "Part 1"),
+        "swappedSigned": ("chunk", "Part 1"),
+        "missingLast": ("truncated", "part 3 of 3 is missing"),
+        "trailing": ("trailing", "more data"),
+        "wrongInfo": ("unwrap", "does not open"),
+        "wrongDevice": ("unwrap", "does not open"),
+        "wrongKey": ("commit", "committed"),
+        "wrongKeyStream": ("commit", "committed"),
+        "wrongMeta": ("meta-hash", "name and description"),
+        "edited": ("signature", "valid signature"),
+        "notCanonical": ("canonical", "canonical"),
+        "otherSigner": ("signature", "valid signature"),
+        "uploaderKeysSwapped": ("uploader", "uploading device"),
+        "otherVersion": ("manifest", "another version"),
+        "recipientsSwapped": ("signature", "valid signature"),
+        "notRecipient": ("recipient", "not among"),
+        "otherKeys": ("recipient", "other keys"),
+        "shareByOutsider": ("share", "did not hold"),
+        "shareOtherManifest": ("share", "another manifest"),
+        "shareEdited": ("signature", "valid signature"),
+        # A validly signed manifest whose recipients are out of order is malformed.
+        "reorderedRecipients": ("manifest", "out of order"),
+    }
+    for name, (code, words) in expected.items():
+        err = got[name]
+        assert err is not None, f"{name}: accepted"
+        assert err["code"] == code and words in err["message"], (name, err)
+    assert got["shared"] == "share"
