@@ -403,6 +403,11 @@ export async function* encryptFile(file, K, versionId) {
   }
 }
 
+/** Total ciphertext bytes of a file of `size` plaintext bytes (the manifest's `size`). */
+export function ciphertextSize(size) {
+  return size + TAG * chunkCount(size);
+}
+
 /** Ciphertext length of chunk `index` in a manifest. */
 export function chunkCiphertextLength(manifest, index) {
   if (index < manifest.chunks - 1) return manifest.chunk_size + TAG;
@@ -449,6 +454,9 @@ export async function* decryptStream(readable, manifest, K) {
       yield await decryptChunk(kChunk, manifest.version, i, i === manifest.chunks - 1, ciphertext);
     }
     if ((await take(1)) !== null) fail("trailing", "The document has more data than its uploader signed.");
+  } catch (e) {
+    await reader.cancel().catch(() => {});
+    throw e;
   } finally {
     reader.releaseLock();
   }
@@ -482,7 +490,12 @@ export async function openMeta(K, versionId, ciphertext, manifest = undefined) {
   } catch {
     fail("meta", "The document's name and description do not decrypt.");
   }
-  const meta = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(plain));
+  let meta;
+  try {
+    meta = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(plain));
+  } catch {
+    fail("meta", "The document's metadata record is malformed.");
+  }
   if (meta === null || typeof meta !== "object" || typeof meta.name !== "string" || !Number.isSafeInteger(meta.size)) {
     fail("meta", "The document's metadata record is malformed.");
   }
@@ -526,6 +539,13 @@ export async function wrapKey(K, recipientEncPub, info) {
   const recipientPublicKey = await s.kem.deserializePublicKey(pub);
   const { enc, ct } = await s.seal({ recipientPublicKey, info: asBytes(info) }, checkK(K));
   return concatBytes(new Uint8Array(enc), new Uint8Array(ct));
+}
+
+/** `{device, wrapped}` (b64u) for `PUT /api/versions/{version}/keys`: K wrapped for a
+ * wire-form device (with `id`) of the visit. */
+export async function wrapForDevice(K, device, visitId, versionId) {
+  const wrapped = await wrapKey(K, unb64u(device.enc_pub), wrapInfo(visitId, versionId, device.id));
+  return { device: device.id, wrapped: b64u(wrapped) };
 }
 
 /** Unwrap K with this device's keys (`encPrivate` and `encPublic`); a wrong key, wrong

@@ -550,7 +550,8 @@ const manifestFor = (recipients, hashes = chunks.map((c) => c.hash)) => ev.build
 });
 const manifest = await manifestFor([R.wire, U.wire]);
 const wire = await ev.signManifest(U.keys, manifest);
-const wrapped = await ev.wrapKey(K, R.keys.encPub, ev.wrapInfo(ids.visit, ids.version, R.wire.id));
+const forR = await ev.wrapForDevice(K, R.wire, ids.visit, ids.version);
+const wrapped = ev.unb64u(forR.wrapped);
 window.up = { U, R, X, devices, plain, K, ids, chunks, meta, manifest, wire, wrapped, manifestFor };
 """
 
@@ -571,13 +572,14 @@ async def test_a_reader_checks_the_manifest_then_streams_the_plaintext(env: Env)
           same: ev.b64u(await ev.sha256(out)) === ev.b64u(await ev.sha256(plain)), parts: parts.map((p) => p.length),
           via: checked.via, verified: checked.uploaderVerified, text: checked.text, signature: wire.signature,
           meta: await ev.openMeta(K2, ids.version, meta, checked.manifest), U: U.wire, R: R.wire,
-          recipientsSorted: manifest.recipients.map((r) => r.device),
+          recipientsSorted: manifest.recipients.map((r) => r.device), forR: forR.device === R.wire.id,
+          sizeOk: manifest.size === ev.ciphertextSize(plain.length) && ev.ciphertextSize(0) === 16,
         };
         """,
     )
     assert got["same"] is True and got["parts"] == [CHUNK, CHUNK, 777]
     assert got["via"] == "recipient" and got["verified"] is True
-    assert got["meta"]["name"] == "case.pdf"
+    assert got["meta"]["name"] == "case.pdf" and got["forR"] is True and got["sizeOk"] is True
     assert got["recipientsSorted"] == sorted(got["recipientsSorted"])
     # The manifest is canonical JSON of the documented shape, and Python verifies its signature.
     m = json.loads(got["text"])
@@ -680,3 +682,133 @@ async def test_tampering_is_refused_with_a_clear_error(env: Env) -> None:
         assert err is not None, f"{name}: accepted"
         assert err["code"] == code and words in err["message"], (name, err)
     assert got["shared"] == "share"
+
+
+# ---- the device store and trust ---------------------------------------------------------------
+
+
+async def test_trust_follows_statements_pins_and_warnings(env: Env) -> None:
+    got = await env.js(
+        """
+        const id = (c) => c.repeat(32);
+        const A = id("1"), B = id("2"), C = id("3");
+        const dev = async (person, devId) => {
+          const { keys } = await ev.generateDeviceKeys();
+          // The server's own fingerprint field is never used: a wrong one here changes nothing.
+          return { keys, wire: { ...ev.deviceWire(person, keys, devId), fingerprint: "x", label: devId.slice(0, 2), revoked_at: null } };
+        };
+        const [A1, B1, B2, B3, C1, C1new, C2] = await Promise.all([
+          dev(A, id("a")), dev(B, id("b")), dev(B, id("c")), dev(B, id("d")), dev(C, id("e")), dev(C, id("e")), dev(C, id("f")),
+        ]);
+        const db = await ek.openKeyStore();
+        await ek.saveDevice(db, { person: A, device: A1.wire.id, keys: A1.keys });
+        const stmt = async (kind, signer, subject, signWith = signer) => ({
+          kind, signer: signer.wire.id, subject: subject.wire.id,
+          ...(await ev.signStatement(signWith.keys, await ev.makeTrustStatement(kind, { by: signer.wire.id, byDevice: signer.wire, subject: subject.wire.id, subjectDevice: subject.wire }))),
+        });
+        const listing = (people, statements) => ({
+          people: Object.entries(people).map(([person, ds]) => ({ person, name: person.slice(0, 1), devices: ds.map((d) => d.wire) })),
+          statements,
+        });
+        const view = (m) => Object.fromEntries([...m.values()].map((e) => [e.device.label, {
+          own: e.own, verified: e.verified, pinned: e.pinned, warning: e.warning, shareable: e.shareable, revoked: e.revoked,
+        }]));
+        const s1 = await stmt("verify", A1, B1);
+        const s2 = await stmt("cross-sign", B1, B2);
+        const s3 = await stmt("verify", B1, C1);         // another person's verification: no web of trust
+        const s4 = await stmt("verify", A1, C1, B1);     // claims A1, signed by B1: invalid
+        const out = {};
+        out.first = view(await ek.evaluateTrust(db, A, listing({ [A]: [A1], [B]: [B1, B2], [C]: [C1] }, [s1, s2, s3, s4])));
+        // The server drops B1 and the statements, presents C1 with other keys, adds B3
+        // with no cross-signature, and lists a revoked C2.
+        const revokedC2 = { ...C2, wire: { ...C2.wire, revoked_at: "2026-01-01T00:00:00Z" } };
+        out.second = view(await ek.evaluateTrust(db, A, listing({ [A]: [A1], [B]: [B2, B3], [C]: [C1new, revokedC2] }, [])));
+        // B2 (still verified) cross-signs B3; A1 verifies C1's new keys.
+        const s5 = await stmt("cross-sign", B2, B3);
+        const s6 = await stmt("verify", A1, C1new);
+        out.third = view(await ek.evaluateTrust(db, A, listing({ [A]: [A1], [B]: [B2, B3], [C]: [C1new, revokedC2] }, [s5, s6])));
+        // The server lists this browser's own device with other keys.
+        const fakeA1 = { ...B1, wire: { ...B1.wire, id: A1.wire.id, person: A, label: A1.wire.label } };
+        out.fakeOwn = view(await ek.evaluateTrust(db, A, listing({ [A]: [fakeA1], [B]: [B2, B3] }, [s5])));
+        out.shareable = ek.shareableDevices(await ek.evaluateTrust(db, A, listing({ [A]: [A1], [B]: [B2, B3], [C]: [C1new] }, []))).map((e) => e.device.label).sort();
+        out.pins = [...(await ek.loadPins(db, A)).values()].map((p) => [p.device.slice(0, 2), p.verified, p.warning]).sort();
+        db.close();
+        return out;
+        """,
+    )
+    f = {"own": False, "verified": False, "pinned": False, "warning": None, "shareable": False, "revoked": False}
+    assert got["first"] == {
+        "aa": {**f, "own": True, "shareable": True},
+        "bb": {**f, "verified": True, "shareable": True},
+        "cc": {**f, "verified": True, "shareable": True},
+        "ee": {**f, "pinned": True, "shareable": True},
+    }
+    assert got["second"] == {
+        "aa": {**f, "own": True, "shareable": True},
+        "cc": {**f, "verified": True, "shareable": True},
+        "dd": {**f, "warning": "replaced"},
+        "ee": {**f, "warning": "changed"},
+        "ff": {**f, "revoked": True},
+    }
+    assert got["third"] == {
+        "aa": {**f, "own": True, "shareable": True},
+        "cc": {**f, "verified": True, "shareable": True},
+        "dd": {**f, "verified": True, "shareable": True},
+        "ee": {**f, "verified": True, "shareable": True},
+        "ff": {**f, "revoked": True},
+    }
+    assert got["fakeOwn"]["aa"]["own"] is False and got["fakeOwn"]["aa"]["warning"] == "changed"
+    assert got["fakeOwn"]["aa"]["shareable"] is False
+    assert got["shareable"] == ["aa", "cc", "dd", "ee"]
+    assert ["bb", True, None] in got["pins"] and ["dd", True, None] in got["pins"]
+
+
+async def test_stored_private_keys_are_non_extractable_and_survive_a_reload(env: Env) -> None:
+    person, device = "8" * 32, "9" * 32
+    saved = await env.js(
+        """
+        const db = await ek.openKeyStore();
+        const { keys } = await ev.generateDeviceKeys();
+        await ek.saveDevice(db, { person: a.person, device: a.device, keys });
+        const raw = await crypto.subtle.generateKey({ name: "X25519" }, true, ["deriveBits"]);
+        const extractable = await rejected(() => ek.saveDevice(db, { person: "7".repeat(32), device: a.device, keys: { ...keys, encPrivate: raw.privateKey } }));
+        await ek.savePins(db, a.person, new Map([["6".repeat(32), { device: "6".repeat(32), person: "5".repeat(32), fp: "abc", first_seen: "now", verified: false, warning: null }]]));
+        db.close();
+        return { wire: ev.deviceWire(a.person, keys, a.device), extractable };
+        """,
+        {"person": person, "device": device},
+    )
+    assert saved["extractable"]["code"] == "device"
+    wire = saved["wire"]
+    k = os.urandom(32)
+    info = wrap_info(VISIT, VERSION, device)
+    wrapped = SUITE.encrypt(k, x25519.X25519PublicKey.from_public_bytes(unb64u(wire["enc_pub"])), info=info)
+    message = b"signed after a reload"
+    await env.load()
+    got = await env.js(
+        """
+        const db = await ek.openKeyStore();
+        const mine = await ek.loadDevice(db, a.person);
+        const pins = await ek.loadPins(db, a.person);
+        const other = await ek.loadDevice(db, "7".repeat(32));
+        db.close();
+        const k = mine.keys;
+        return {
+          wire: mine.wire, fp: ev.b64u(mine.fp), pins: [...pins.keys()], other: other === undefined,
+          extractable: [k.encPrivate.extractable, k.sigPrivate.extractable],
+          exportEnc: await rejected(() => crypto.subtle.exportKey("pkcs8", k.encPrivate)),
+          exportSig: await rejected(() => crypto.subtle.exportKey("jwk", k.sigPrivate)),
+          K: ev.b64u(await ev.unwrapKey(ev.unb64u(a.wrapped), k, ev.wrapInfo(a.visit, a.version, a.device))),
+          sig: ev.b64u(await ev.sign(k, ev.unb64u(a.message))),
+        };
+        """,
+        {"person": person, "device": device, "wrapped": b64u(wrapped), "visit": VISIT, "version": VERSION, "message": b64u(message)},
+    )
+    assert got["wire"] == wire and got["other"] is True
+    assert unb64u(got["fp"]) == fingerprint(person, unb64u(wire["enc_pub"]), unb64u(wire["sig_pub"]), wire["sig_alg"])
+    assert got["pins"] == ["6" * 32]
+    assert got["extractable"] == [False, False]
+    for refused in (got["exportEnc"], got["exportSig"]):
+        assert refused is not None and "not extractable" in refused["message"], refused
+    assert unb64u(got["K"]) == k
+    ed25519.Ed25519PublicKey.from_public_bytes(unb64u(wire["sig_pub"])).verify(unb64u(got["sig"]), message)
