@@ -42,6 +42,8 @@ from server.web import middleware
 from server.web.keys import BUS, DUE_WORK, ENGINE, LEASE, REALTIME, ROOMS, SESSIONS, SETTINGS, TEMPLATES
 from server.web.routing import RouteTable
 from server.web.templating import make_environment
+from server.web.vendor import URL_PREFIX as ESM_VENDOR_PREFIX
+from server.web.vendor import EsmVendor
 
 log = logging.getLogger("parley.app")
 
@@ -221,6 +223,7 @@ def create_app(settings: Settings) -> web.Application:
     app.on_shutdown.append(close_connections)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/static/vendor/{name}", vendor)
+    app.router.add_get(ESM_VENDOR_PREFIX + "/{name:.+}", EsmVendor(CLIENT_DIR / "node_modules").handle)
     app.router.add_static("/static/js", CLIENT_DIR / "js")
     app.router.add_static("/static/css", CLIENT_DIR / "css")
     for table in ROUTE_TABLES:
