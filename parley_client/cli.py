@@ -81,7 +81,7 @@ def _passphrase(*, confirm: bool) -> str:
 
 
 @dataclass
-class Session:
+class Client:
     """An enrolled client, unlocked: its store, API connection and keys."""
 
     store: Store
@@ -101,7 +101,7 @@ class Session:
         return arg_id(visit, "visit")
 
 
-def _unlock(store: Store) -> Session:
+def _unlock(store: Store) -> Client:
     enrollment = store.load_enrollment()
     if enrollment is None:
         raise UsageError("This machine is not enrolled: run `parley client enroll URL` first.")
@@ -109,7 +109,7 @@ def _unlock(store: Store) -> Session:
         keys = open_recovery(enrollment.sealed_keys, enrollment.person, passphrase=_passphrase(confirm=False))
     except DecryptError:
         raise UsageError("Wrong passphrase for this device's keys.") from None
-    return Session(store, enrollment, Api(enrollment.server, enrollment.cookie), keys)
+    return Client(store, enrollment, Api(enrollment.server, enrollment.cookie), keys)
 
 
 @dataclass(frozen=True)
@@ -202,7 +202,7 @@ class VisitKeys:
     status: dict[str, Status]
 
 
-def _visit_keys(session: Session, visit: str) -> VisitKeys:
+def _visit_keys(session: Client, visit: str) -> VisitKeys:
     answer = session.api.get_json(f"/api/visits/{visit}/keys")
     devices: dict[str, DevicePublic] = {}
     active: dict[str, DevicePublic] = {}
@@ -258,7 +258,7 @@ def _read_state(path: Path) -> dict[str, Any] | None:
     return state if isinstance(state, dict) and state.get("v") == 1 else None
 
 
-def _server_upload(session: Session, state: dict[str, Any] | None) -> dict[str, Any] | None:
+def _server_upload(session: Client, state: dict[str, Any] | None) -> dict[str, Any] | None:
     if state is None:
         return None
     try:
@@ -270,7 +270,7 @@ def _server_upload(session: Session, state: dict[str, Any] | None) -> dict[str, 
     return answer if isinstance(answer, dict) else None
 
 
-def _new_version(session: Session, visit: str, session_id: str, path: Path, size: int,
+def _new_version(session: Client, visit: str, session_id: str, path: Path, size: int,
                  state_path: Path) -> dict[str, Any]:
     n_chunks = max(1, -(-size // CHUNK))
     created = session.api.send_json("POST", f"/api/visits/{visit}/documents", {
@@ -288,7 +288,7 @@ def _new_version(session: Session, visit: str, session_id: str, path: Path, size
     return state
 
 
-def _upload_one(session: Session, visit: str, session_id: str, path: Path, show: Callable[[str], None]) -> str:
+def _upload_one(session: Client, visit: str, session_id: str, path: Path, show: Callable[[str], None]) -> str:
     try:
         size = path.stat().st_size
     except OSError as err:
@@ -316,7 +316,7 @@ def _upload_one(session: Session, visit: str, session_id: str, path: Path, show:
     raise Failure(f"{path.name} keeps changing while it is uploaded; upload it when it is finished.")
 
 
-def _send(session: Session, path: Path, state: dict[str, Any], state_path: Path, server: dict[str, Any],
+def _send(session: Client, path: Path, state: dict[str, Any], state_path: Path, server: dict[str, Any],
           show: Callable[[str], None]) -> str:
     visit, version, document = state["visit"], state["version"], state["document"]
     key = unwrap_key(unb64u(state["wrapped_self"]), session.keys.enc_private, visit, version, session.me.id)
@@ -388,14 +388,14 @@ def cmd_upload(args: argparse.Namespace, store: Store) -> int:
 
 # ---- list and download ----------------------------------------------------------------
 
-def _documents(session: Session, visit: str, session_id: str | None) -> list[dict[str, Any]]:
+def _documents(session: Client, visit: str, session_id: str | None) -> list[dict[str, Any]]:
     query = f"?session={arg_id(session_id, 'session')}" if session_id else ""
     answer = session.api.get_json(f"/api/visits/{visit}/documents{query}")
     documents = answer.get("documents", []) if isinstance(answer, dict) else []
     return [d for d in documents if isinstance(d, dict)]
 
 
-def _open_document(session: Session, visit: str, keys: VisitKeys, document: dict[str, Any]) -> Any:
+def _open_document(session: Client, visit: str, keys: VisitKeys, document: dict[str, Any]) -> Any:
     version = document.get("version") or {}
     wrapped = next((k.get("wrapped") for k in version.get("keys", []) if k.get("device") == session.me.id), None)
     if not wrapped:
