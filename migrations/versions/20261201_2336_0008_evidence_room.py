@@ -104,7 +104,7 @@ def upgrade() -> None:
     sa.Column('chunk_size', sa.Integer(), nullable=False),
     sa.Column('chunks', sa.Integer(), nullable=False),
     sa.Column('size', sa.BigInteger(), nullable=False),
-    sa.Column('meta', sa.LargeBinary(), nullable=False),
+    sa.Column('meta', sa.LargeBinary(), nullable=True),
     sa.Column('rekey', sa.Boolean(), nullable=False),
     sa.Column('manifest', sa.Text(), nullable=True),
     sa.Column('signature', sa.LargeBinary(length=64), nullable=True),

@@ -115,7 +115,7 @@ class DocumentVersion(Base):
     chunk_size: Mapped[int] = mapped_column(Integer)
     chunks: Mapped[int] = mapped_column(Integer)
     size: Mapped[int] = mapped_column(BigInteger)
-    meta: Mapped[bytes] = mapped_column(LargeBinary)
+    meta: Mapped[bytes | None] = mapped_column(LargeBinary)  # the sealed metadata record
     rekey: Mapped[bool] = mapped_column(Boolean, default=False)
     manifest: Mapped[str | None] = mapped_column(Text)
     signature: Mapped[bytes | None] = mapped_column(LargeBinary(64))

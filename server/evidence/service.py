@@ -77,7 +77,9 @@ class NewVersion(_Body):
     articles: Annotated[list[Article], Field(max_length=MAX_ARTICLES)] = []
     chunks: Annotated[int, Field(ge=1)]
     size: Annotated[int, Field(ge=0)]
-    meta: B64u
+    # The sealed metadata binds the version id, which this call issues: it normally
+    # comes with ``complete``; one sent here is kept unless ``complete`` brings another.
+    meta: B64u | None = None
     rekey: bool = False
 
 
@@ -97,6 +99,7 @@ class CompleteBody(_Body):
 
     manifest: Annotated[str, StringConstraints(min_length=2, max_length=8 * 1024 * 1024)]
     signature: B64u
+    meta: B64u | None = None  # the sealed metadata record (required unless sent on creation)
 
 
 class ShareBody(_Body):
@@ -159,6 +162,13 @@ def _bytes(value: str, where: str, **kw: Any) -> bytes:
         return formats.from_b64u(value, **kw)
     except FormatError as exc:
         raise invalid(f"{where}: {exc}.") from None
+
+
+def _meta(value: str) -> bytes:
+    meta = _bytes(value, "meta", max_length=MAX_META_BYTES)
+    if len(meta) < formats.TAG_BYTES:
+        raise invalid("meta: too short to be a sealed record.")
+    return meta
 
 
 # ---- geometry ---------------------------------------------------------------------------------
@@ -318,9 +328,7 @@ async def create_version(
     if body.size > max_bytes:
         raise too_large(f"size: a document version may have at most {max_bytes} bytes of ciphertext.")
     _check_geometry(body.chunks, body.size)
-    meta = _bytes(body.meta, "meta", max_length=MAX_META_BYTES)
-    if len(meta) < formats.TAG_BYTES:
-        raise invalid("meta: too short to be a sealed record.")
+    meta = _meta(body.meta) if body.meta is not None else None
     if body.document is not None:
         document = await db.get(Document, body.document)
         if document is None or document.visit_id != actor.visit_id:
@@ -617,7 +625,10 @@ async def complete(db: AsyncSession, actor: Actor, version_id: str, body: Comple
     for i, h in enumerate(hashes):
         if stored[i] != h:
             raise conflict(f"manifest: chunk_hashes[{i}] is not the hash of the stored chunk {i}.")
-    if _bytes(_str(m["meta_hash"], "manifest: meta_hash"), "manifest: meta_hash", length=32) != formats.sha256(version.meta):
+    meta = _meta(body.meta) if body.meta is not None else version.meta
+    if meta is None:
+        raise invalid("meta: send the sealed metadata record with the completion.")
+    if _bytes(_str(m["meta_hash"], "manifest: meta_hash"), "manifest: meta_hash", length=32) != formats.sha256(meta):
         raise conflict("manifest: meta_hash is not the hash of the stored metadata record.")
     _bytes(_str(m["commit"], "manifest: commit"), "manifest: commit", length=32)
     uploader = await db.get(Device, _str(m["uploader"], "manifest: uploader"))
@@ -645,6 +656,7 @@ async def complete(db: AsyncSession, actor: Actor, version_id: str, body: Comple
         raise invalid("signature: does not verify with the uploading device's key.")
 
     now = utcnow()
+    version.meta = meta
     version.manifest = body.manifest
     version.signature = signature
     version.uploader_device_id = uploader.id
@@ -794,7 +806,7 @@ def _version_json(version: DocumentVersion, shares: list[Share], keys: list[Wrap
         "chunk_size": version.chunk_size,
         "chunks": version.chunks,
         "size": version.size,
-        "meta": b64u(version.meta),
+        "meta": b64u(version.meta or b""),
         "manifest": version.manifest,
         "signature": b64u(version.signature or b""),
         "rekey": version.rekey,
