@@ -53,8 +53,8 @@ class LocalBlobStore:
 
     def _path(self, version: str) -> Path:
         # Ids come from the database, but the store refuses anything that could leave
-        # its directory all the same.
-        if not is_id(version) or version.startswith(("-", ".")):
+        # its directory all the same (an id is letters, digits, "-" and "_" only).
+        if not is_id(version):
             raise ValueError("not a version id")
         return self.root / version[:2] / f"{version}.bin"
 
