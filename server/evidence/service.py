@@ -278,18 +278,14 @@ async def visit_of_version(db: AsyncSession, match: Mapping[str, str]) -> str | 
             .where(DocumentVersion.id == match["version_id"])
         )
     ).scalar_one_or_none()
-    if found is None:
-        raise not_found("Document version")
-    return str(found)
+    return str(found) if found is not None else None
 
 
 async def visit_of_document(db: AsyncSession, match: Mapping[str, str]) -> str | None:
     found = (
         await db.execute(select(Document.visit_id).where(Document.id == match["document_id"]))
     ).scalar_one_or_none()
-    if found is None:
-        raise not_found("Document")
-    return str(found)
+    return str(found) if found is not None else None
 
 
 async def _version(db: AsyncSession, visit_id: str, version_id: str) -> tuple[DocumentVersion, Document]:

@@ -100,11 +100,17 @@ def _guard(
             elif "{visit_id}" in path:
                 scope = await visit_scope_for(db, logins, request.match_info["visit_id"], action)
             elif visit_of is not None:
-                # Whoever may not act in its visit is told it does not exist.
+                # Whoever may not act in its visit is told it does not exist, in the same
+                # words as for an id that names nothing.
                 visit_id = await visit_of(db, request.match_info)
                 if visit_id is None:
                     raise not_found("Page")
-                scope = await visit_scope_for(db, logins, visit_id, action)
+                try:
+                    scope = await visit_scope_for(db, logins, visit_id, action)
+                except DomainError as err:
+                    if err.code is ErrorCode.NOT_FOUND:
+                        raise not_found("Page") from None
+                    raise
             else:
                 scope = PersonScope(primary[0], logins)
         return await handler(request, scope)

@@ -258,3 +258,16 @@ async def test_garbage_bodies(ev: Ev, path: str, method: str, raw: bytes) -> Non
             text = await r.text()
             assert_no_leak(text)
             assert_error_shape(await r.json(), "invalid")
+
+
+async def test_outsiders_cannot_tell_a_version_exists(ev: Ev) -> None:
+    up = await ev.upload("delegate", b"x", to=("expert",))
+    answers = []
+    async with http_client(ev.env.server, ev.env.outsider_cookie) as http:
+        for version in (up.version, "Zz" + up.version[2:]):
+            async with http.get(f"/api/versions/{version}/content") as r:
+                answers.append((r.status, await r.json()))
+        async with http.get(f"/api/documents/{up.document}/audit") as r:
+            answers.append((r.status, await r.json()))
+    assert answers[0] == answers[1] == answers[2], answers
+    assert answers[0][0] == 404
