@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from server.access.roles import Access
 from server.evidence.models import DocumentVersion
 from tests.conftest import http_client
 from tests.evidence import crypto
@@ -181,6 +182,19 @@ async def test_who_may_receive(ev: Ev) -> None:
     got, answer = await staged.complete({**crypto.signed(staged.manifest(), staged.device),
                                          "meta": b64u(staged.sealed.meta)})
     assert got == 403, answer
+    # A stakeholder session the stakeholder is not invited to: not even the secretariat.
+    uninvited = await ev.env.new_session(Access.STAKEHOLDER, invite_stakeholder=False)
+    staged = await stage(ev, "secretariat", [await ev.first("stakeholder")], session=uninvited.id)
+    got, answer = await staged.complete({**crypto.signed(staged.manifest(), staged.device),
+                                         "meta": b64u(staged.sealed.meta)})
+    assert got == 403, answer
+    # The session they are invited to: the secretariat grants, a delegate does not.
+    for uploader, status in (("delegate", 403), ("secretariat", 200)):
+        staged = await stage(ev, uploader, [await ev.first("secretariat"), await ev.first("stakeholder")],
+                             session=ev.session("stakeholder"))
+        got, answer = await staged.complete({**crypto.signed(staged.manifest(), staged.device),
+                                             "meta": b64u(staged.sealed.meta)})
+        assert got == status, (uploader, answer)
     # Someone from another visit.
     outsider = DeviceKeys.new()
     async with http_client(ev.env.server, ev.env.outsider_cookie) as http:
