@@ -11,7 +11,7 @@ from typing import Any
 from parley_client.errors import FormatError
 
 _B64U = re.compile(r"[A-Za-z0-9_-]*")
-_ID = re.compile(r"[0-9a-f]{32}")
+_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
 def b64u(data: bytes) -> str:
@@ -99,7 +99,7 @@ def parse_canonical(text: str | bytes) -> dict[str, Any]:
 
 
 def check_id(value: object, what: str = "id") -> str:
-    """A server id: 32 lowercase hex characters."""
+    """A server id: URL-safe characters (the server makes 22 of them)."""
     if not isinstance(value, str) or not _ID.fullmatch(value):
-        raise FormatError(f"{what}: not a 32-character lowercase hex id.")
+        raise FormatError(f"{what}: not a server id.")
     return value

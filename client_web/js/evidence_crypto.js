@@ -736,7 +736,7 @@ export async function signManifest(keys, manifest) {
   return { manifest: body, signature };
 }
 
-const ID = /^[0-9a-f]{32}$/;
+const ID = /^[A-Za-z0-9_-]{16,64}$/;
 
 function checkRecipientList(list, what) {
   if (!Array.isArray(list) || list.length === 0) fail("manifest", `${what} has no recipients.`);
