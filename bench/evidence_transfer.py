@@ -66,7 +66,6 @@ import psutil  # noqa: E402
 from aiohttp import web  # noqa: E402
 from room_broadcast import (  # noqa: E402
     PARLEY,
-    CpuMeter,
     ServerProcess,
     SystemMeter,
     cancel_on_signals,
@@ -279,6 +278,23 @@ class RssSampler:
                 "max_gap_ms": max(gaps) * 1e3 if gaps else None}
 
 
+class ProcessCpu:
+    """User and system CPU seconds of a process between ``start`` and ``stop``, from the
+    process totals, which keep the time of threads that ended in between (the per-thread
+    schedstat sums of room_broadcast's CpuMeter lose them: the uploader's threads end
+    before the stop). Resolution: one clock tick (10 ms)."""
+
+    def __init__(self, proc: psutil.Process) -> None:
+        self.proc = proc
+
+    def start(self) -> None:
+        self.t0 = self.proc.cpu_times()
+
+    def stop(self) -> tuple[float, float]:
+        t1 = self.proc.cpu_times()
+        return t1.user - self.t0.user, t1.system - self.t0.system
+
+
 def io_write_bytes(proc: psutil.Process) -> int | None:
     try:
         return int(proc.io_counters().write_bytes)
@@ -363,6 +379,27 @@ def put_chunks(up: Uploader, src: Source, parallel: int, stop: threading.Event) 
     return {"seconds": seconds, "latencies": sorted(latencies), "statuses": statuses}
 
 
+def small_requests(up: Uploader, src: Source, proc: psutil.Process, count: int = 100) -> dict[str, float]:
+    """The fixed cost of one request on the same path as a chunk (login, visit lookup,
+    access check, the version's rows), without a body: ``GET .../upload`` before any
+    chunk is stored, one connection per request as the client makes them."""
+    meter = ProcessCpu(proc)
+    meter.start()
+    started = time.perf_counter()
+    took = []
+    for _ in range(count):
+        t0 = time.perf_counter()
+        state = up.api.get_json(f"/api/versions/{src.version}/upload")
+        took.append(time.perf_counter() - t0)
+        if state.get("chunks"):
+            raise BenchFailure(f"a new version already has chunks: {state}")
+    seconds = time.perf_counter() - started
+    cpu = sum(meter.stop())
+    took.sort()
+    return {"requests": count, "server_cpu_ms": cpu * 1e3 / count, "latency_ms_p50": ms(percentile(took, 50)) or 0.0,
+            "wall_ms": seconds * 1e3 / count}
+
+
 def complete(up: Uploader, src: Source) -> float:
     """Wrap the key for the device, seal the metadata, sign the manifest, complete."""
     started = time.perf_counter()
@@ -436,13 +473,15 @@ class UploadFigures:
     complete_seconds: float
     rss: dict[str, Any]
     server_cpu_seconds: float
-    server_cpu_source: str
+    server_cpu_system_seconds: float
     server_cpu_cores: float
+    server_cpu_ms_per_chunk: float
     server_cpu_s_per_gib: float
     client_cpu_cores: float
     other_processes_cores: float
     server_disk_write_bytes: int | None
     loadavg_1min_before: float
+    small_request: dict[str, float]
     make_source_mb_s: float
     read_back_mb_s: float
 
@@ -457,6 +496,7 @@ async def upload_run(up: Uploader, server: ServerProcess, tmp: Path, plain_size:
         print(f"  K={parallel}: making {ciphertext_size(plain_size) / 2**20:.0f} MiB of ciphertext ...",
               file=sys.stderr, flush=True)
         src = await asyncio.to_thread(new_version, up, plain_size, path)
+        probe = await asyncio.to_thread(small_requests, up, src, server.ps)
         print(f"  K={parallel}: dd baseline ...", file=sys.stderr, flush=True)
         dd = await dd_baseline(path, tmp / "dd-copy.bin")
         print(f"  K={parallel}: upload ...", file=sys.stderr, flush=True)
@@ -465,7 +505,7 @@ async def upload_run(up: Uploader, server: ServerProcess, tmp: Path, plain_size:
         sampler = RssSampler(server.ps)
         sampler.start()
         await asyncio.sleep(0.3)
-        server_cpu, client_cpu, machine_cpu = server.meter(), CpuMeter(psutil.Process()), SystemMeter()
+        server_cpu, client_cpu, machine_cpu = ProcessCpu(server.ps), ProcessCpu(psutil.Process()), SystemMeter()
         load = os.getloadavg()[0]
         io0 = io_write_bytes(server.ps)
         stop = threading.Event()
@@ -477,8 +517,8 @@ async def upload_run(up: Uploader, server: ServerProcess, tmp: Path, plain_size:
             put = await asyncio.to_thread(put_chunks, up, src, parallel, stop)
         finally:
             stop.set()
-            s_cpu, s_src = server_cpu.stop()
-            c_cpu, _ = client_cpu.stop()
+            s_user, s_sys = server_cpu.stop()
+            c_cpu = sum(client_cpu.stop())
             busy = machine_cpu.stop()
             rss = sampler.stop()
         io1 = io_write_bytes(server.ps)
@@ -486,6 +526,7 @@ async def upload_run(up: Uploader, server: ServerProcess, tmp: Path, plain_size:
         back = await asyncio.to_thread(read_back, up, src)
     finally:
         path.unlink(missing_ok=True)
+    s_cpu = s_user + s_sys
     secs = put["seconds"]
     lat = put["latencies"]
     mb_s = src.size / secs / MB
@@ -495,11 +536,12 @@ async def upload_run(up: Uploader, server: ServerProcess, tmp: Path, plain_size:
         put_latency_ms={"p50": ms(percentile(lat, 50)), "p90": ms(percentile(lat, 90)),
                         "p99": ms(percentile(lat, 99)), "max": ms(lat[-1]), "mean": ms(statistics.fmean(lat))},
         statuses=put["statuses"], complete_seconds=complete_s, rss=rss,
-        server_cpu_seconds=s_cpu, server_cpu_source=s_src, server_cpu_cores=s_cpu / secs,
+        server_cpu_seconds=s_cpu, server_cpu_system_seconds=s_sys, server_cpu_cores=s_cpu / secs,
+        server_cpu_ms_per_chunk=s_cpu * 1e3 / src.chunks,
         server_cpu_s_per_gib=s_cpu / (src.size / 2**30), client_cpu_cores=c_cpu / secs,
         other_processes_cores=max(0.0, busy - s_cpu - c_cpu) / secs,
         server_disk_write_bytes=None if io0 is None or io1 is None else io1 - io0,
-        loadavg_1min_before=load, make_source_mb_s=src.size / src.make_seconds / MB, read_back_mb_s=back["mb_s"],
+        loadavg_1min_before=load, small_request=probe, make_source_mb_s=src.size / src.make_seconds / MB, read_back_mb_s=back["mb_s"],
     ), src
 
 
@@ -571,12 +613,12 @@ async def download_run(up: Uploader, server: ServerProcess, tmp: Path, src: Sour
                 await fetch_all(http, url, headers, src.size)
             for _ in range(rounds):
                 for name, (proc, url, headers) in targets.items():
-                    meter, client = proc.meter(), CpuMeter(psutil.Process())
+                    assert proc.ps is not None
+                    meter, client = ProcessCpu(proc.ps), ProcessCpu(psutil.Process())
                     meter.start()
                     client.start()
                     seconds = await fetch_all(http, url, headers, src.size)
-                    cpu, _ = meter.stop()
-                    ccpu, _ = client.stop()
+                    cpu, ccpu = sum(meter.stop()), sum(client.stop())
                     runs[name].append({"seconds": seconds, "mb_s": src.size / seconds / MB,
                                        "server_cpu_cores": cpu / seconds, "client_cpu_cores": ccpu / seconds})
     finally:
@@ -696,6 +738,10 @@ def report(result: dict[str, Any]) -> str:
     row("server RSS growth (MB, target < 100)", [fmt(u["rss"]["growth"] / MB) for u in ups])
     row("server CPU (cores)", [fmt(u["server_cpu_cores"], ".2f") for u in ups])
     row("server CPU per GiB (s)", [fmt(u["server_cpu_s_per_gib"], ".2f") for u in ups])
+    row("server CPU per chunk (ms; of it system)", [f"{u['server_cpu_ms_per_chunk']:.1f} "
+                                                    f"({u['server_cpu_system_seconds'] * 1e3 / u['chunks']:.1f})"
+                                                    for u in ups])
+    row("  same path without a body: CPU (ms)", [fmt(u["small_request"]["server_cpu_ms"]) for u in ups])
     row("server disk writes / ciphertext", [fmt(None if u["server_disk_write_bytes"] is None
                                                 else u["server_disk_write_bytes"] / u["ciphertext_bytes"], ".3f")
                                             for u in ups])
