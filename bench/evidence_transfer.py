@@ -782,7 +782,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size-mib", type=int, default=1024, help="plaintext MiB per upload (default 1024)")
     parser.add_argument("--parallel", default="1,4",
                         help="comma-separated chunk PUTs in flight, one upload each (default 1,4)")
-    parser.add_argument("--download-rounds", type=int, default=3, help="timed downloads from each server (default 3)")
+    parser.add_argument("--download-rounds", type=int, default=5, help="timed downloads from each server (default 5)")
     parser.add_argument("--tmp-dir", type=Path, help="where the temporary directory goes (default: the system's)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
     parser.add_argument("--serve-file", type=Path, help=argparse.SUPPRESS)
