@@ -20,6 +20,7 @@ from server.config import Settings
 from server.core.errors import DomainError, ErrorCode
 from server.core.events import EventBus
 from server.db.session import make_engine, make_sessionmaker
+from server.evidence.pages import routes as evidence_pages
 from server.jobs import invitations
 from server.jobs.runner import DueWorkRunner
 from server.mail.http import routes as mail_routes
@@ -67,11 +68,15 @@ ROUTE_TABLES: tuple[RouteTable, ...] = (
     scheduling_routes,
     audit_routes,
     booth_routes,
+    evidence_pages,
 )
 # Browser libraries installed from npm and served by Parley itself (no CDN).
 VENDOR_FILES = {
     "socket.io.esm.min.js": CLIENT_DIR / "node_modules/socket.io-client/dist/socket.io.esm.min.js",
     "socket.io.esm.min.js.map": CLIENT_DIR / "node_modules/socket.io-client/dist/socket.io.esm.min.js.map",
+    # pdf.js: the evidence room views decrypted PDFs (its worker loads under script-src 'self').
+    "pdf.min.mjs": CLIENT_DIR / "node_modules/pdfjs-dist/build/pdf.min.mjs",
+    "pdf.worker.min.mjs": CLIENT_DIR / "node_modules/pdfjs-dist/build/pdf.worker.min.mjs",
 }
 
 
