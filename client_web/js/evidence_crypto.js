@@ -736,7 +736,8 @@ export async function signManifest(keys, manifest) {
   return { manifest: body, signature };
 }
 
-const ID = /^[0-9a-f]{32}$/;
+// The server's ids (docs/evidence.md "Ids"): URL-safe characters, as server/core/ids.py accepts them.
+const ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 function checkRecipientList(list, what) {
   if (!Array.isArray(list) || list.length === 0) fail("manifest", `${what} has no recipients.`);

@@ -41,6 +41,7 @@ async function setUp(button) {
     room.mine = await ek.loadDevice(room.db, ME.person);
     showRecoveryCode(recovery.code);
     await refreshKeys();
+    document.dispatchEvent(new CustomEvent("evidence:refresh"));
   });
 }
 
@@ -85,6 +86,7 @@ async function restore(form, button) {
     room.revokedNotice = null;
     room.mine = await ek.loadDevice(room.db, ME.person);
     await refreshKeys();
+    document.dispatchEvent(new CustomEvent("evidence:refresh"));
     announce(t("restored"));
   });
 }

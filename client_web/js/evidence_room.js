@@ -6,7 +6,7 @@
 import { io } from "/static/vendor/socket.io.esm.min.js";
 import * as ek from "./evidence_keys.js";
 import * as admin from "./evidence_admin_ui.js";
-import { announce, showError, t, VISIT } from "./evidence_common.js";
+import { showError, VISIT } from "./evidence_common.js";
 import * as deviceUi from "./evidence_device_ui.js";
 import * as documentsUi from "./evidence_documents_ui.js";
 import * as peopleUi from "./evidence_people_ui.js";
@@ -66,7 +66,7 @@ function live() {
   });
   socket.on("evidence.shared", (event) => {
     if (!event || event.visit !== VISIT) return;
-    refresh().then(() => announce(t("new_documents")));
+    refresh();
   });
   socket.on("evidence.revoked", async (event) => {
     if (!event || !room.mine || event.device !== room.mine.device) {
@@ -81,7 +81,7 @@ function live() {
 async function main() {
   room.db = await ek.openKeyStore();
   await loadMine();
-  document.addEventListener("evidence:uploaded", () => refresh());
+  document.addEventListener("evidence:refresh", () => refresh());
   admin.install();
   renderAll();
   await documentsUi.sweepTemp();

@@ -73,6 +73,8 @@ function placementSelect() {
 }
 
 function addFiles(files) {
+  // What was sent before stays listed until new files come.
+  for (let i = queue.length - 1; i >= 0; i--) if (queue[i].sent) queue.splice(i, 1);
   for (const file of files) {
     const bar = el("progress", { max: 100, value: 0, "aria-label": t("progress_of", { name: file.name }) });
     const state = el("span", { class: "ev-file-state muted", text: t("queued") });
@@ -87,7 +89,7 @@ function drawQueue() {
   const list = document.getElementById("ev-queue");
   if (list) list.replaceChildren(...queue.map((q) => q.row));
   const send = document.getElementById("ev-send");
-  if (send) send.disabled = busy || queue.length === 0 || !room.mine;
+  if (send) send.disabled = busy || !queue.some((q) => !q.sent) || !room.mine;
 }
 
 async function send() {
@@ -105,11 +107,11 @@ async function send() {
   busy = true;
   drawQueue();
   const batch = document.getElementById("ev-batch");
-  const total = queue.reduce((n, q) => n + q.file.size, 0) || 1;
+  const total = queue.filter((q) => !q.sent).reduce((n, q) => n + q.file.size, 0) || 1;
   let finished = 0;
   let failures = 0;
   batch.hidden = false;
-  for (const item of [...queue]) {
+  for (const item of queue.filter((q) => !q.sent)) {
     item.state.textContent = t("sending");
     try {
       const result = await uploadFile({
@@ -123,7 +125,7 @@ async function send() {
       item.bar.value = 100;
       item.state.textContent = result.resumed ? t("sent_resumed", { n: result.sent }) : t("sent");
       item.row.dataset.state = "sent";
-      queue.splice(queue.indexOf(item), 1);
+      item.sent = true;
     } catch (e) {
       failures += 1;
       item.state.textContent = t("failed", { message: e.message });
@@ -137,7 +139,7 @@ async function send() {
   drawQueue();
   await drawUnfinished();
   announce(failures ? t("batch_failed", { n: failures }) : t("batch_done"));
-  document.dispatchEvent(new CustomEvent("evidence:uploaded"));
+  document.dispatchEvent(new CustomEvent("evidence:refresh"));
 }
 
 async function drawUnfinished() {
