@@ -8,6 +8,6 @@ here="$(cd "$(dirname "$0")/.." && pwd)"
 bash "$here/scripts/setup.sh" --test
 cd "$here"
 echo "Type check (mypy --strict) and lint (ruff) ..."
-.venv/bin/mypy --strict server schedules
+.venv/bin/mypy --strict server schedules parley_client
 .venv/bin/ruff check .
 exec .venv/bin/python -m pytest -p no:cacheprovider -ra --durations=15 "$@"

@@ -20,7 +20,10 @@ from server.config import Settings
 from server.core.errors import DomainError, ErrorCode
 from server.core.events import EventBus
 from server.db.session import make_engine, make_sessionmaker
+from server.evidence.blobs import LocalBlobStore
+from server.evidence.http import routes as evidence_routes
 from server.evidence.pages import routes as evidence_pages
+from server.evidence.service import EvidenceRuntime
 from server.jobs import invitations
 from server.jobs.runner import DueWorkRunner
 from server.mail.http import routes as mail_routes
@@ -40,7 +43,7 @@ from server.scheduling.http import routes as scheduling_routes
 from server.services import Services
 from server.visits.http import routes as visit_routes
 from server.web import middleware
-from server.web.keys import BUS, DUE_WORK, ENGINE, LEASE, REALTIME, ROOMS, SESSIONS, SETTINGS, TEMPLATES
+from server.web.keys import BUS, DUE_WORK, ENGINE, EVIDENCE, LEASE, REALTIME, ROOMS, SESSIONS, SETTINGS, TEMPLATES
 from server.web.routing import RouteTable
 from server.web.templating import make_environment
 from server.web.vendor import URL_PREFIX as ESM_VENDOR_PREFIX
@@ -68,6 +71,7 @@ ROUTE_TABLES: tuple[RouteTable, ...] = (
     scheduling_routes,
     audit_routes,
     booth_routes,
+    evidence_routes,
     evidence_pages,
 )
 # Browser libraries installed from npm and served by Parley itself (no CDN).
@@ -163,6 +167,7 @@ def create_app(settings: Settings) -> web.Application:
     app[REALTIME] = realtime
     app[DUE_WORK] = due_work
     app[LEASE] = lease
+    app[EVIDENCE] = EvidenceRuntime(LocalBlobStore(settings.evidence_dir), settings.evidence_max_bytes)
     realtime.sio.attach(app)
 
     async def drop_sockets() -> None:

@@ -1,5 +1,6 @@
 """The ``parley`` command: serve, db upgrade, demo, admin create, audit verify and
-checkpoint, keys show."""
+checkpoint, keys show, schedule, and ``client`` (the evidence room's command-line
+client, which lives in parley_client and is imported only when asked for)."""
 
 from __future__ import annotations
 
@@ -187,6 +188,14 @@ def cmd_schedule(args: argparse.Namespace) -> None:
     sys.exit(schedule_main(args.rest, prog="parley schedule"))
 
 
+def cmd_client(args: argparse.Namespace) -> None:
+    # The one place server code names parley_client: the command dispatches to it. No
+    # server module imports it (the server has no code path that decrypts anything).
+    from parley_client.cli import main as client_main
+
+    sys.exit(client_main(args.rest, prog="parley client"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="parley", description="Parley: confidential virtual country visits.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -242,6 +251,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     schedule.add_argument("rest", nargs=argparse.REMAINDER)
     schedule.set_defaults(func=cmd_schedule)
+
+    client = sub.add_parser(
+        "client", help="the evidence room from the command line: `parley client enroll|upload|list|download ...`",
+        add_help=False,
+    )
+    client.add_argument("rest", nargs=argparse.REMAINDER)
+    client.set_defaults(func=cmd_client)
     return parser
 
 
@@ -249,6 +265,11 @@ def main(argv: list[str] | None = None) -> None:
     # Everything Parley writes (database, -wal, -shm, secret key, logs, storage) is
     # confidential: nothing it creates is readable by other users of the machine.
     os.umask(0o077)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["client"]:
+        # Everything after "client" is the client's, options such as --help included
+        # (argparse's REMAINDER does not take a leading option).
+        cmd_client(argparse.Namespace(rest=argv[1:]))
     args = build_parser().parse_args(argv)
     args.func(args)
 

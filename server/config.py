@@ -94,6 +94,14 @@ class Settings:
     janus_admin_key: str | None = field(default=None, repr=False)
     ice_servers: tuple[IceServer, ...] = ()
     turn_secret: str | None = field(default=None, repr=False)
+    # Evidence ciphertext (docs/evidence.md): where it is stored (None: var_dir/evidence)
+    # and the largest ciphertext one document version may have (4 GiB).
+    evidence_root: Path | None = None
+    evidence_max_bytes: int = 4 * 1024**3
+
+    @property
+    def evidence_dir(self) -> Path:
+        return self.evidence_root or self.var_dir / "evidence"
 
     def with_bind(self, host: str, port: int) -> Settings:
         """Settings for a server bound to (host, port): base URL and origins follow
@@ -170,8 +178,10 @@ def load_settings() -> Settings:
     lease_seconds, renew_seconds = _lease_times()
     media = _media_settings()
     storage_dir = Path(_env("PARLEY_STORAGE_DIR") or var_dir / "storage").resolve()
+    evidence_dir = Path(_env("PARLEY_EVIDENCE_DIR") or var_dir / "evidence").resolve()
     private_dir(var_dir)
     private_dir(storage_dir)
+    private_dir(evidence_dir)
     return Settings(
         var_dir=var_dir,
         database_url=_env("PARLEY_DATABASE_URL", default_db) or default_db,
@@ -209,6 +219,8 @@ def load_settings() -> Settings:
         redis_channel=_env("PARLEY_REDIS_CHANNEL", "parley") or "parley",
         socket_max_buffer_bytes=_positive_int("PARLEY_SOCKET_MAX_BUFFER_BYTES", 1024 * 1024),
         socket_max_queued=_positive_int("PARLEY_SOCKET_MAX_QUEUED", 1000),
+        evidence_root=evidence_dir,
+        evidence_max_bytes=_positive_int("PARLEY_EVIDENCE_MAX_BYTES", 4 * 1024**3),
         **media,
     )
 

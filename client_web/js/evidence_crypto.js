@@ -736,8 +736,7 @@ export async function signManifest(keys, manifest) {
   return { manifest: body, signature };
 }
 
-// The server's ids (docs/evidence.md "Ids"): URL-safe characters, as server/core/ids.py accepts them.
-const ID = /^[A-Za-z0-9_-]{1,64}$/;
+const ID = /^[A-Za-z0-9_-]{16,64}$/;
 
 function checkRecipientList(list, what) {
   if (!Array.isArray(list) || list.length === 0) fail("manifest", `${what} has no recipients.`);

@@ -24,6 +24,16 @@ class Action(StrEnum):
     AUDIT_VIEW = "audit.view"
     BOOTHS_VIEW = "booths.view"  # the visit's interpretation booths and who staffs them
     BOOTHS_MANAGE = "booths.manage"  # set up booths, assign interpreters, hand over
+    # The evidence room (docs/evidence.md). Cells say who may ask at all; the evidence
+    # service then applies what the data decides (holding a key, being the uploader,
+    # the document's session, "who may receive a document").
+    DEVICES_MANAGE = "devices.manage"  # one's own devices, statements, recovery, device links
+    EVIDENCE_VIEW = "evidence.view"  # keys, documents, downloads (with a key), pending shares
+    EVIDENCE_UPLOAD = "evidence.upload"  # upload a document (version), its chunks and keys
+    EVIDENCE_SHARE = "evidence.share"  # re-wrap a held key for an entitled late recipient
+    EVIDENCE_RECEIVE = "evidence.receive"  # a recipient of documents without a grant (data: no route)
+    EVIDENCE_GRANT = "evidence.grant"  # make anyone else a recipient (data: no route)
+    EVIDENCE_AUDIT = "evidence.audit"  # a document's audit trail (the uploader's delegation only)
     # Session scope
     SESSION_VIEW = "session.view"
     SESSION_ENTER = "session.enter"
@@ -51,6 +61,13 @@ VISIT_ACTIONS = frozenset(
         Action.AUDIT_VIEW,
         Action.BOOTHS_VIEW,
         Action.BOOTHS_MANAGE,
+        Action.DEVICES_MANAGE,
+        Action.EVIDENCE_VIEW,
+        Action.EVIDENCE_UPLOAD,
+        Action.EVIDENCE_SHARE,
+        Action.EVIDENCE_RECEIVE,
+        Action.EVIDENCE_GRANT,
+        Action.EVIDENCE_AUDIT,
     }
 )
 
@@ -75,6 +92,18 @@ VISIT_POLICY: dict[Action, dict[Role, Rule]] = {
     Action.AUDIT_VIEW: {S: A, E: D, G: D, T: D, K: D, O: D},
     Action.BOOTHS_VIEW: {S: A, E: A, G: A, T: A, K: A, O: A},
     Action.BOOTHS_MANAGE: {S: A, E: D, G: D, T: D, K: D, O: D},
+    Action.DEVICES_MANAGE: {S: A, E: A, G: A, T: A, K: A, O: A},
+    # Everyone may ask; what they get is what they hold keys to or may receive.
+    Action.EVIDENCE_VIEW: {S: A, E: A, G: A, T: A, K: A, O: A},
+    # The review team and the State under review upload; the others only receive.
+    Action.EVIDENCE_UPLOAD: {S: A, E: A, G: A, T: D, K: D, O: D},
+    # Any holder of a key may pass it on to someone entitled (EVIDENCE_GRANT for the rest).
+    Action.EVIDENCE_SHARE: {S: A, E: A, G: A, T: A, K: A, O: A},
+    # Who may receive a document (as far as its session admits them), and who may grant
+    # it to anyone else (docs/evidence.md, "Who may receive a document").
+    Action.EVIDENCE_RECEIVE: {S: A, E: A, G: A, T: D, K: D, O: D},
+    Action.EVIDENCE_GRANT: {S: A, E: D, G: D, T: D, K: D, O: D},
+    Action.EVIDENCE_AUDIT: {S: A, E: A, G: A, T: D, K: D, O: D},
 }
 
 _ENTER = {

@@ -19,6 +19,7 @@ class ErrorCode(StrEnum):
     NOT_FOUND = "not_found"  # unknown id, or an id the actor may not know about
     CONFLICT = "conflict"  # the state does not allow the action now
     GONE = "gone"  # spent, expired or revoked invitation
+    TOO_LARGE = "too_large"  # a body or an upload over its configured size
     WAITING = "waiting"  # in the lobby: admission pending
     RATE_LIMITED = "rate_limited"  # a limit for this actor or address: retry after ``retry_after`` s
     UNAVAILABLE = "unavailable"  # the server is overloaded or cannot reach a dependency: retry later
@@ -32,6 +33,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.CONFLICT: 409,
     ErrorCode.GONE: 410,
+    ErrorCode.TOO_LARGE: 413,
     ErrorCode.WAITING: 409,
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.UNAVAILABLE: 503,
@@ -81,6 +83,10 @@ def not_found(what: str) -> DomainError:
 
 def conflict(message: str) -> DomainError:
     return DomainError(ErrorCode.CONFLICT, message)
+
+
+def too_large(message: str) -> DomainError:
+    return DomainError(ErrorCode.TOO_LARGE, message)
 
 
 def rate_limited(retry_after: float, message: str = "Too many requests; try again shortly.") -> DomainError:

@@ -22,7 +22,7 @@ from server.web.templating import render
 routes = RouteTable()
 
 
-@routes.get("/visits/{visit_id}/evidence", action=Action.VISIT_VIEW, page=True)
+@routes.get("/visits/{visit_id}/evidence", action=Action.EVIDENCE_VIEW, page=True)
 async def evidence_page(request: web.Request, scope: VisitScope) -> web.StreamResponse:
     async with request.app[SESSIONS]() as db:
         sessions = await agenda.agenda(db, scope.actor, scope.visit, scope.actor.timezone)
@@ -44,8 +44,8 @@ async def evidence_page(request: web.Request, scope: VisitScope) -> web.StreamRe
                 },
                 # Controls follow the policy's answers, never raw role names.
                 "may": {
-                    "upload": decide(Action.VISIT_MANAGE, actor.role) or str(actor.role) in ("expert", "delegate"),
-                    "manage": decide(Action.VISIT_MANAGE, actor.role),
+                    "upload": decide(Action.EVIDENCE_UPLOAD, actor.role),
+                    "manage": decide(Action.EVIDENCE_GRANT, actor.role),
                 },
                 "sessions": [
                     {

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from server.access.facts import AccessChanged
 from server.core.events import EventBus
+from server.evidence.devices import DeviceRevoked
+from server.evidence.service import EvidenceShared
 from server.media.hub import MediaNews
 from server.people.service import LoginsEnded
-from server.realtime.names import lobby_name, member_room, room_name
+from server.realtime.names import lobby_name, member_room, person_room, room_name
 from server.realtime.server import Realtime
 from server.room.maintenance import PresenceClosed
 from server.room.service import RoomChanged, RoomSignal
@@ -31,6 +33,8 @@ class Emitter:
         bus.subscribe(AgendaChanged, self.agenda_changed)
         bus.subscribe(LoginsEnded, self.logins_ended)
         bus.subscribe(MediaNews, self.media_news)
+        bus.subscribe(EvidenceShared, self.evidence_shared)
+        bus.subscribe(DeviceRevoked, self.device_revoked)
 
     async def room_changed(self, change: RoomChanged) -> None:
         """``room.event`` ``{session_id, seq, type, membership_id, payload, at, at_ms}``
@@ -87,3 +91,15 @@ class Emitter:
         sid = self.rt.local_sid(news.conn)
         if sid is not None:
             await self.sio.emit(news.event, news.payload, to=sid)
+
+    async def evidence_shared(self, shared: EvidenceShared) -> None:
+        """``evidence.shared`` ``{visit, document, version, session}`` to each recipient's
+        sockets watching the visit (``visit.watch``)."""
+        payload = {"visit": shared.visit_id, "document": shared.document_id, "version": shared.version_id,
+                   "session": shared.session_id}
+        for membership_id in shared.membership_ids:
+            await self.sio.emit("evidence.shared", payload, room=member_room(shared.visit_id, membership_id))
+
+    async def device_revoked(self, revoked: DeviceRevoked) -> None:
+        """``evidence.revoked`` ``{device}`` to every socket of the device's person."""
+        await self.sio.emit("evidence.revoked", {"device": revoked.device_id}, room=person_room(revoked.person_id))

@@ -20,3 +20,8 @@ def visit_room(visit_id: str) -> str:
 def member_room(visit_id: str, membership_id: str) -> str:
     """One member's sockets watching a visit: news filtered to what they may see."""
     return f"v:{visit_id}:m:{membership_id}"
+
+
+def person_room(person_id: str) -> str:
+    """Every socket of one person (entered on connect): news about their own devices."""
+    return f"p:{person_id}"

@@ -45,7 +45,7 @@ from server.people import service as people
 from server.people.models import LoginSession
 from server.realtime.engine import LeanServer
 from server.realtime.manager import make_client_manager
-from server.realtime.names import room_name
+from server.realtime.names import person_room, room_name
 from server.realtime.registry import RESERVED, Call, EventSpec, Kind, Link, load_all
 from server.room.maintenance import conn_id
 from server.services import Services
@@ -257,6 +257,8 @@ class Realtime:
         if not logins:
             raise _refused(ErrorCode.UNAUTHENTICATED, "Open your invitation link to sign in.")
         self.sockets[sid] = Sock(sid, conn_id(self.process_id, sid), logins)
+        for person_id in sorted({person.id for person, _ in logins}):
+            await self.sio.enter_room(sid, person_room(person_id))
 
     async def _resolve_logins(self, db: Any, value: str | None) -> tuple[logins.Login, ...]:
         """Every valid login the browser's cookie holds (one per visit it joined, plus

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from server.config import Settings
 from server.core.events import EventBus
+from server.evidence.service import EvidenceRuntime
 from server.jobs.runner import DueWorkRunner
 from server.presence.lease import ProcessLease
 from server.room.service import RoomService
@@ -26,3 +27,4 @@ REALTIME: web.AppKey[Realtime] = web.AppKey("realtime")
 BUS = web.AppKey("bus", EventBus)
 DUE_WORK = web.AppKey("due_work", DueWorkRunner)
 LEASE = web.AppKey("lease", ProcessLease)
+EVIDENCE = web.AppKey("evidence", EvidenceRuntime)

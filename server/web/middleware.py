@@ -76,7 +76,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return error_response(request, err)
     except web.HTTPException as exc:
         if exc.status >= 400 and wants_json(request):
-            code = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.INVALID, 413: ErrorCode.INVALID}.get(
+            code = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.INVALID, 413: ErrorCode.TOO_LARGE}.get(
                 exc.status, ErrorCode.INVALID
             )
             return web.json_response(

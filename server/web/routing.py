@@ -7,11 +7,12 @@ escape the access matrix. Public routes say ``action=None`` explicitly.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.access.guard import (
     PersonScope,
@@ -28,6 +29,10 @@ from server.web.auth import current_logins
 from server.web.keys import SESSIONS
 
 Scoped = Callable[[web.Request, Any], Awaitable[web.StreamResponse]]
+# For routes about something inside a visit whose path names no visit (a document
+# version, a document): the visit it belongs to, from the path's parameters, or None
+# when there is no such thing. The guard then acts as in a ``{visit_id}`` route.
+VisitOf = Callable[[AsyncSession, Mapping[str, str]], Awaitable[str | None]]
 
 
 @dataclass(frozen=True)
@@ -44,20 +49,24 @@ class RouteTable:
         self.specs: list[RouteSpec] = []
 
     def route(
-        self, method: str, path: str, *, action: Action | None, page: bool = False
+        self, method: str, path: str, *, action: Action | None, page: bool = False, visit_of: VisitOf | None = None
     ) -> Callable[[Scoped], Scoped]:
         def register(handler: Scoped) -> Scoped:
-            wrapped = _guard(handler, action, path) if action else _public(handler)
+            wrapped = _guard(handler, action, path, visit_of) if action else _public(handler)
             self.specs.append(RouteSpec(method, path, action, wrapped, page))
             return handler
 
         return register
 
-    def get(self, path: str, *, action: Action | None, page: bool = False) -> Callable[[Scoped], Scoped]:
-        return self.route("GET", path, action=action, page=page)
+    def get(
+        self, path: str, *, action: Action | None, page: bool = False, visit_of: VisitOf | None = None
+    ) -> Callable[[Scoped], Scoped]:
+        return self.route("GET", path, action=action, page=page, visit_of=visit_of)
 
-    def post(self, path: str, *, action: Action | None, page: bool = False) -> Callable[[Scoped], Scoped]:
-        return self.route("POST", path, action=action, page=page)
+    def post(
+        self, path: str, *, action: Action | None, page: bool = False, visit_of: VisitOf | None = None
+    ) -> Callable[[Scoped], Scoped]:
+        return self.route("POST", path, action=action, page=page, visit_of=visit_of)
 
     def install(self, app: web.Application) -> None:
         for spec in self.specs:
@@ -72,7 +81,7 @@ def _public(handler: Scoped) -> Callable[[web.Request], Awaitable[web.StreamResp
 
 
 def _guard(
-    handler: Scoped, action: Action, path: str
+    handler: Scoped, action: Action, path: str, visit_of: VisitOf | None = None
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def guarded(request: web.Request) -> web.StreamResponse:
         logins = await current_logins(request)
@@ -90,6 +99,18 @@ def _guard(
                 scope = await session_scope_for(db, logins, request.match_info["session_id"], action)
             elif "{visit_id}" in path:
                 scope = await visit_scope_for(db, logins, request.match_info["visit_id"], action)
+            elif visit_of is not None:
+                # Whoever may not act in its visit is told it does not exist, in the same
+                # words as for an id that names nothing.
+                visit_id = await visit_of(db, request.match_info)
+                if visit_id is None:
+                    raise not_found("Page")
+                try:
+                    scope = await visit_scope_for(db, logins, visit_id, action)
+                except DomainError as err:
+                    if err.code is ErrorCode.NOT_FOUND:
+                        raise not_found("Page") from None
+                    raise
             else:
                 scope = PersonScope(primary[0], logins)
         return await handler(request, scope)

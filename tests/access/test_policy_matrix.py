@@ -37,7 +37,7 @@ from server.access.roles import Access, Role
 from server.app import ROUTE_TABLES, create_app
 from server.core.errors import forbidden
 from server.realtime.server import EVENTS, VISIT_EVENTS
-from tests.access import calls_booths, calls_calendars, calls_scheduling
+from tests.access import calls_booths, calls_calendars, calls_evidence, calls_scheduling
 from tests.access.matrix_env import FreshSession, MatrixEnv, call, matrix_env, new_idem
 from tests.conftest import BACKENDS, http_client, socket_client
 from tests.fixtures.databases import Templates
@@ -118,6 +118,7 @@ ROUTE_CALLS: dict[tuple[str, str], Body] = {
     **calls_calendars.ROUTE_CALLS,
     **calls_scheduling.ROUTE_CALLS,
     **calls_booths.ROUTE_CALLS,
+    **calls_evidence.ROUTE_CALLS,
 }
 
 # Routes anyone may call (they check what they need themselves), and the app's own.
@@ -130,11 +131,30 @@ PUBLIC_ROUTES = {
     *calls_calendars.PUBLIC_ROUTES,
     *calls_scheduling.PUBLIC_ROUTES,
     *calls_booths.PUBLIC_ROUTES,
+    *calls_evidence.PUBLIC_ROUTES,
 }
 APP_ROUTES = {"/healthz", "/static/vendor/{name}", "/static/js", "/static/css", "/socket.io/"}
 # Placeholders other domains fill: name -> async (env, actor key, session) -> value.
 EXTRA_PLACEHOLDERS = {**calls_calendars.PLACEHOLDERS, **calls_scheduling.PLACEHOLDERS, **calls_booths.PLACEHOLDERS}
-KNOWN_PLACEHOLDERS = {"visit_id", "session_id", "membership_id", "login_id", *EXTRA_PLACEHOLDERS}
+# Placeholders whose value depends on the route (method and path): name -> async (env, actor key,
+# session, method, path) -> value.
+ROUTE_PLACEHOLDERS = {**calls_evidence.ROUTE_PLACEHOLDERS}
+# Bodies built for the actor after the placeholders were filled: (method, path) -> async (env, key, session).
+KEYED_BODIES = {**calls_evidence.KEYED_BODIES}
+KNOWN_PLACEHOLDERS = {"visit_id", "session_id", "membership_id", "login_id", *EXTRA_PLACEHOLDERS,
+                      *ROUTE_PLACEHOLDERS}
+
+async def body_for(env: MatrixEnv, method: str, path: str, key: str, session: FreshSession | None) -> Any:
+    """The body a valid call sends (after ``fill``, which may prepare what it signs)."""
+    if (method, path) in KEYED_BODIES:
+        return await KEYED_BODIES[(method, path)](env, key, session)
+    return ROUTE_CALLS[(method, path)](env, session)
+
+
+def send(body: Any) -> dict[str, Any]:
+    """Request arguments for a body: raw bytes as they are, anything else as JSON."""
+    return {"data": body} if isinstance(body, bytes) else {"json": body}
+
 
 SPECS = [spec for table in ROUTE_TABLES for spec in table.specs]
 GUARDED = [spec for spec in SPECS if spec.action is not None]
@@ -166,7 +186,7 @@ ROUTE_CASES = [
 ]
 
 
-async def fill(env: MatrixEnv, path: str, key: str, session: FreshSession | None) -> str:
+async def fill(env: MatrixEnv, path: str, key: str, session: FreshSession | None, method: str = "GET") -> str:
     values: dict[str, str] = {}
     for name in PLACEHOLDER.findall(path):
         if name == "visit_id":
@@ -180,6 +200,8 @@ async def fill(env: MatrixEnv, path: str, key: str, session: FreshSession | None
             values[name] = await env.new_login(key)
         elif name in EXTRA_PLACEHOLDERS:
             values[name] = await EXTRA_PLACEHOLDERS[name](env, key, session)
+        elif name in ROUTE_PLACEHOLDERS:
+            values[name] = await ROUTE_PLACEHOLDERS[name](env, key, session, method, path)
         else:  # pragma: no cover - caught by test_matrix_covers_every_route_and_event
             raise AssertionError(f"no value for {{{name}}} in {path}")
     return path.format(**values)
@@ -334,6 +356,7 @@ async def test_matrix_covers_every_route_and_event() -> None:
     guarded = {(s.method, s.path) for s in GUARDED}
     public = {(s.method, s.path) for s in SPECS if s.action is None}
     assert guarded == set(ROUTE_CALLS), "routes missing from (or stale in) ROUTE_CALLS"
+    assert set(KEYED_BODIES) <= guarded, "KEYED_BODIES names a route that does not exist"
     assert public == PUBLIC_ROUTES, "a public route (action=None) must be listed in PUBLIC_ROUTES"
     for method, path in guarded:
         assert set(PLACEHOLDER.findall(path)) <= KNOWN_PLACEHOLDERS, (method, path)
@@ -370,12 +393,12 @@ async def test_every_app_route_is_in_a_route_table(tmp_path: Path) -> None:
 async def test_route(env: MatrixEnv, case: RouteCase) -> None:
     key = str(case.role)
     session = await env.new_session(case.access) if case.access else None
-    url = await fill(env, case.path, key, session)
-    body = ROUTE_CALLS[(case.method, case.path)](env, session)
+    url = await fill(env, case.path, key, session, case.method)
+    body = await body_for(env, case.method, case.path, key, session)
     allowed, code = expected(case.action, case.role, case.access)
     async with http_client(env.server, env.cookies[key]) as http:
-        async with http.request(case.method, url, json=body, allow_redirects=False) as r:
-            text = await r.text()
+        async with http.request(case.method, url, **send(body), allow_redirects=False) as r:
+            text = (await r.read()).decode("utf-8", "replace")  # downloads are binary
             status = r.status
     if allowed:
         assert status < 400, f"{case.id}: allowed by the policy but got {status}: {text[:300]}"
@@ -469,7 +492,9 @@ async def test_stakeholder_not_invited_does_not_see_a_stakeholder_session(env: M
 # ---- outsiders and anonymous callers ----------------------------------------------------
 
 
-SCOPED = [s for s in GUARDED if "{visit_id}" in s.path or "{session_id}" in s.path]
+# Routes inside a visit: named by the visit or session, or by a document or version in it.
+SCOPED = [s for s in GUARDED if any(f"{{{n}}}" in s.path for n in ("visit_id", "session_id", "version_id",
+                                                                     "document_id"))]
 
 
 @pytest.mark.parametrize("spec", SCOPED, ids=[f"outsider-{s.method}-{s.path}" for s in SCOPED])
@@ -477,10 +502,10 @@ async def test_non_member_gets_not_found(env: MatrixEnv, spec: Any) -> None:
     """A member of another visit (its secretariat, even) is told the visit/session does not exist."""
     for access in ACCESSES if session_scoped(spec.path) else [None]:
         session = await env.new_session(access) if access else None
-        url = await fill(env, spec.path, "secretariat", session)
-        body = ROUTE_CALLS[(spec.method, spec.path)](env, session)
+        url = await fill(env, spec.path, "secretariat", session, spec.method)
+        body = await body_for(env, spec.method, spec.path, "secretariat", session)
         async with http_client(env.server, env.outsider_cookie) as http:
-            async with http.request(spec.method, url, json=body, allow_redirects=False) as r:
+            async with http.request(spec.method, url, **send(body), allow_redirects=False) as r:
                 assert r.status == 404, (url, access, r.status, await r.text())
 
 
@@ -501,10 +526,10 @@ async def test_non_member_events_get_not_found(env: MatrixEnv) -> None:
 async def test_anonymous_is_unauthenticated(env: MatrixEnv, spec: Any) -> None:
     """No cookie: API routes answer 401 JSON, page GETs send the browser to /login."""
     session = FreshSession(env.world.sessions["open"], Access.OPEN, env.world.items[env.world.sessions["open"]])
-    url = await fill(env, spec.path, "expert", session)
-    body = ROUTE_CALLS[(spec.method, spec.path)](env, session)
+    url = await fill(env, spec.path, "expert", session, spec.method)
+    body = await body_for(env, spec.method, spec.path, "expert", session)
     async with http_client(env.server, None) as http:
-        async with http.request(spec.method, url, json=body, allow_redirects=False) as r:
+        async with http.request(spec.method, url, **send(body), allow_redirects=False) as r:
             if spec.page and spec.method == "GET":
                 assert r.status == 303, (url, r.status)
                 assert r.headers["Location"].startswith("/login"), r.headers["Location"]
