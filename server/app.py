@@ -22,6 +22,7 @@ from server.core.events import EventBus
 from server.db.session import make_engine, make_sessionmaker
 from server.evidence.blobs import LocalBlobStore
 from server.evidence.http import routes as evidence_routes
+from server.evidence.pages import routes as evidence_pages
 from server.evidence.service import EvidenceRuntime
 from server.jobs import invitations
 from server.jobs.runner import DueWorkRunner
@@ -71,11 +72,15 @@ ROUTE_TABLES: tuple[RouteTable, ...] = (
     audit_routes,
     booth_routes,
     evidence_routes,
+    evidence_pages,
 )
 # Browser libraries installed from npm and served by Parley itself (no CDN).
 VENDOR_FILES = {
     "socket.io.esm.min.js": CLIENT_DIR / "node_modules/socket.io-client/dist/socket.io.esm.min.js",
     "socket.io.esm.min.js.map": CLIENT_DIR / "node_modules/socket.io-client/dist/socket.io.esm.min.js.map",
+    # pdf.js: the evidence room views decrypted PDFs (its worker loads under script-src 'self').
+    "pdf.min.mjs": CLIENT_DIR / "node_modules/pdfjs-dist/build/pdf.min.mjs",
+    "pdf.worker.min.mjs": CLIENT_DIR / "node_modules/pdfjs-dist/build/pdf.worker.min.mjs",
 }
 
 

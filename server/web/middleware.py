@@ -20,7 +20,8 @@ CSP = "; ".join(
         "default-src 'none'",
         "script-src 'self'",
         "style-src 'self'",
-        "img-src 'self' data:",
+        # blob: for images decrypted in the browser (the evidence room's inline view).
+        "img-src 'self' data: blob:",
         "font-src 'self'",
         "connect-src 'self'",
         "media-src 'self' blob:",

@@ -1,0 +1,139 @@
+// "This browser's device": set up encryption (keys made here, the recovery code shown
+// once, the keys sealed with it for the server, the private keys kept non-extractable
+// in IndexedDB), the own safety code, and restoring a device on a new browser from its
+// recovery code or passphrase.
+
+import * as ev from "./evidence_crypto.js";
+import * as ek from "./evidence_keys.js";
+import { announce, api, el, guarded, ME, t } from "./evidence_common.js";
+import { refreshKeys, room } from "./evidence_state.js";
+
+const section = () => document.getElementById("ev-device");
+
+function browserLabel() {
+  const ua = navigator.userAgent;
+  const name = /Firefox\//.test(ua) ? "Firefox" : /Edg\//.test(ua) ? "Edge" : /Chrom/.test(ua) ? "Chromium" : /Safari\//.test(ua) ? "Safari" : "Browser";
+  const os = /Windows/.test(ua) ? "Windows" : /Mac OS X/.test(ua) ? "macOS" : /Android/.test(ua) ? "Android" : /Linux/.test(ua) ? "Linux" : "";
+  return `${name}${os ? ` (${os})` : ""}`.slice(0, 80);
+}
+
+async function setUp(button) {
+  await guarded(button, async () => {
+    const { keys, encPriv, sigPriv } = await ev.generateDeviceKeys();
+    const { device } = await api("POST", "/api/devices", {
+      label: browserLabel(), sig_alg: keys.sigAlg, sig_pub: ev.b64u(keys.sigPub), enc_pub: ev.b64u(keys.encPub),
+    });
+    // The server's copy must be ours before anything is sealed for it.
+    const wire = ev.deviceWire(ME.person, keys, device.id);
+    if (device.sig_pub !== wire.sig_pub || device.enc_pub !== wire.enc_pub || device.person !== ME.person) {
+      throw new ev.EvidenceError("device", t("device_mismatch"));
+    }
+    const recovery = ev.newRecoveryCode();
+    const blob = await ev.sealRecovery(
+      { person: ME.person, device: device.id, sigAlg: keys.sigAlg, encPriv, sigPriv }, { code: recovery.bytes },
+    );
+    encPriv.fill(0);
+    sigPriv.fill(0);
+    await api("PUT", `/api/devices/${device.id}/recovery`, blob);
+    await ek.saveDevice(room.db, { person: ME.person, device: device.id, keys });
+    recovery.bytes.fill(0);
+    room.revokedNotice = null;
+    room.mine = await ek.loadDevice(room.db, ME.person);
+    showRecoveryCode(recovery.code);
+    await refreshKeys();
+    document.dispatchEvent(new CustomEvent("evidence:refresh"));
+  });
+}
+
+let pendingCode = null; // the recovery code, until "I have saved it"
+
+function showRecoveryCode(code) {
+  pendingCode = code;
+  render();
+}
+
+async function restore(form, button) {
+  await guarded(button, async () => {
+    const secretText = form.querySelector("[name=secret]").value.trim();
+    if (!secretText) throw new Error(t("restore_empty"));
+    const { blobs } = await api("GET", "/api/me/recovery");
+    if (!blobs || blobs.length === 0) throw new Error(t("restore_none"));
+    const looksLikeCode = (() => {
+      try {
+        ev.parseRecoveryCode(secretText);
+        return true;
+      } catch {
+        return false;
+      }
+    })();
+    let opened = null;
+    let lastError = null;
+    for (const blob of blobs) {
+      const secret = blob.kdf === "hkdf-sha256" ? (looksLikeCode ? { code: secretText } : null) : { passphrase: secretText };
+      if (!secret) continue;
+      try {
+        opened = await ev.openRecovery(blob, ME.person, secret);
+        break;
+      } catch (e) {
+        lastError = e;
+      }
+    }
+    if (!opened) throw new Error(lastError && lastError.code === "recovery-code" ? lastError.message : t("restore_wrong"));
+    const keys = await ev.importDeviceKeys({ sigAlg: opened.sigAlg, encPriv: opened.encPriv, sigPriv: opened.sigPriv });
+    opened.encPriv.fill(0);
+    opened.sigPriv.fill(0);
+    await ek.saveDevice(room.db, { person: ME.person, device: opened.device, keys });
+    room.revokedNotice = null;
+    room.mine = await ek.loadDevice(room.db, ME.person);
+    await refreshKeys();
+    document.dispatchEvent(new CustomEvent("evidence:refresh"));
+    announce(t("restored"));
+  });
+}
+
+export function render() {
+  const node = section();
+  const body = [];
+  if (room.revokedNotice) {
+    body.push(el("p", { class: "error", role: "alert", text: t("device_revoked") }));
+  }
+  if (pendingCode) {
+    const confirm = el("button", { type: "button", class: "primary", id: "ev-code-saved", text: t("code_saved") });
+    confirm.addEventListener("click", () => {
+      pendingCode = null;
+      render();
+      announce(t("device_ready"));
+    });
+    body.push(el("div", { class: "ev-recovery", role: "group", "aria-labelledby": "ev-code-title" },
+      el("h3", { id: "ev-code-title", text: t("code_title") }),
+      el("p", { text: t("code_explain") }),
+      el("p", { class: "ev-code", id: "ev-recovery-code", text: pendingCode }),
+      el("p", { class: "muted", text: t("code_once") }),
+      confirm));
+  } else if (room.mine) {
+    const entry = room.trust.get(room.mine.device);
+    const code = ev.safetyCode(room.mine.fp);
+    body.push(el("p", {}, t("device_ready_here"), " ",
+      el("span", { class: "badge ok", text: t("state_own") })));
+    body.push(el("p", {}, `${t("own_safety_code")}: `, el("strong", { class: "ev-safety", id: "ev-own-code", text: code })));
+    if (entry && entry.warning) body.push(el("p", { class: "error", text: t("own_changed") }));
+  } else {
+    const setup = el("button", { type: "button", class: "primary", id: "ev-setup", text: t("setup") });
+    setup.addEventListener("click", () => setUp(setup));
+    const form = el("form", { class: "ev-restore", id: "ev-restore-form" },
+      el("label", { for: "ev-restore-secret", text: t("restore_label") }),
+      el("input", { id: "ev-restore-secret", name: "secret", type: "password", autocomplete: "off", spellcheck: "false" }),
+      el("button", { type: "submit", id: "ev-restore", text: t("restore") }));
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      restore(form, form.querySelector("button"));
+    });
+    body.push(el("p", { text: t("setup_explain") }), setup,
+      el("h3", { text: t("restore_title") }), el("p", { class: "muted", text: t("restore_explain") }), form);
+  }
+  node.querySelector(".ev-body").replaceChildren(...body);
+}
+
+export function hasPendingCode() {
+  return pendingCode !== null;
+}
