@@ -135,8 +135,7 @@ export function render() {
     body.push(el("p", {}, `${t("own_safety_code")}: `, el("strong", { class: "ev-safety", id: "ev-own-code", text: code })));
     if (entry && entry.warning) body.push(el("p", { class: "error", text: t("own_changed") }));
   } else {
-    const setup = el("button", { type: "button", class: "primary", id: "ev-setup", text: t("setup") });
-    setup.addEventListener("click", () => setUp(setup));
+    const setup = el("button", { type: "submit", class: "primary", id: "ev-setup", text: t("setup") });
     const use = el("input", { type: "checkbox", id: "ev-use-passphrase", "aria-controls": "ev-passphrase-fields" });
     const fields = el("div", { id: "ev-passphrase-fields", class: "ev-fields", hidden: true },
       el("p", { class: "muted", id: "ev-passphrase-explain", text: t("passphrase_explain", { n: PASSPHRASE_MIN }) }),
@@ -145,8 +144,12 @@ export function render() {
       el("label", { for: "ev-passphrase-again", text: t("passphrase_again") }),
       el("input", { id: "ev-passphrase-again", type: "password", autocomplete: "new-password" }));
     use.addEventListener("change", () => { fields.hidden = !use.checked; });
-    const choice = el("div", { class: "ev-passphrase-choice" },
-      el("p", {}, use, " ", el("label", { for: "ev-use-passphrase", text: t("use_passphrase") })), fields);
+    const setupForm = el("form", { class: "ev-setup", id: "ev-setup-form" },
+      el("p", {}, use, " ", el("label", { for: "ev-use-passphrase", text: t("use_passphrase") })), fields, setup);
+    setupForm.addEventListener("submit", (e) => {
+      e.preventDefault();
+      setUp(setup);
+    });
     const form = el("form", { class: "ev-restore", id: "ev-restore-form" },
       el("label", { for: "ev-restore-secret", text: t("restore_label") }),
       el("input", { id: "ev-restore-secret", name: "secret", type: "password", autocomplete: "off", spellcheck: "false" }),
@@ -155,7 +158,7 @@ export function render() {
       e.preventDefault();
       restore(form, form.querySelector("button"));
     });
-    body.push(el("p", { text: t("setup_explain") }), choice, setup,
+    body.push(el("p", { text: t("setup_explain") }), setupForm,
       el("h3", { text: t("restore_title") }), el("p", { class: "muted", text: t("restore_explain") }), form);
   }
   node.querySelector(".ev-body").replaceChildren(...body);

@@ -264,7 +264,14 @@ function documentRow(item, actions) {
   const title = el("strong", { class: "ev-doc-name", text: name });
   const lines = [];
   if (item.ok) {
-    lines.push(el("p", { class: "ev-verified ok-text", text: t("verified_uploaded_by", { name: uploader.name || "?", delegation: uploader.delegation || "" }) }));
+    // The signed version may be a re-key by someone else than the document's uploader.
+    const signer = room.trust.get(item.manifest.uploader);
+    const signerPerson = signer && signer.person !== uploader.person ? room.people.get(signer.person) : null;
+    const vars = { name: uploader.name || "?", delegation: uploader.delegation || "" };
+    const text = signerPerson
+      ? t("verified_uploaded_rekeyed", { ...vars, by: signerPerson.name })
+      : t("verified_uploaded_by", vars);
+    lines.push(el("p", { class: "ev-verified ok-text", text }));
   } else {
     lines.push(el("p", { class: "ev-problem warn-text", role: "note", text: item.problem }));
   }

@@ -273,7 +273,7 @@ async def test_pending_documents_are_shared_with_a_new_person_who_sees_them_live
     await ready(secretariat)
     await secretariat.get_by_role("button", name="Share pending documents").click()
     # The expert's new device had its keys from the upload; the newcomer's device gets all three.
-    await expect(secretariat.locator("#ev-admin-result")).to_have_text("Shared with 3 device(s).")
+    await expect(secretariat.locator("#ev-admin-result")).to_have_text("3 document(s) shared with 1 device(s).")
     # No reload: the newcomer's page hears evidence.shared and says so.
     await expect(doc_row(page, "ley-1474.pdf").locator(".ev-verified")).to_have_text(
         "verified: uploaded by Delegate Person, Colombia")
@@ -384,6 +384,8 @@ async def test_a_rekeyed_document_opens_for_its_recipients_and_the_old_version_i
         await ready(page)
         # The old version's ciphertext is deleted, for those who held a key to it too.
         assert (await page.request.get(f"/api/versions/{old}/content")).status in (403, 404)
+        await expect(doc_row(page, "ley-1474.pdf").locator(".ev-verified")).to_have_text(
+            "verified: uploaded by Delegate Person, Colombia; encrypted again by Secretariat Person")
         async with page.expect_download() as info:
             await doc_row(page, "ley-1474.pdf").get_by_role("button", name="Download").click()
         assert sha(Path(await (await info.value).path()).read_bytes()) == sha(PDF)

@@ -258,4 +258,6 @@ async def test_the_page_in_spanish(env: Env) -> None:
     await expect(page.locator("html")).to_have_attribute("lang", "es")
     await expect(page.get_by_role("heading", name="Sala de pruebas")).to_be_visible()
     await expect(page.get_by_role("button", name="Configurar el cifrado en este navegador")).to_be_visible()
+    await page.get_by_label("Usar una frase de contraseña en lugar de un código de recuperación").check()
+    await expect(page.get_by_label("La misma frase de contraseña otra vez")).to_be_visible()
     await page.context.close()
