@@ -399,6 +399,40 @@ async def test_a_rekeyed_document_opens_for_its_recipients_and_the_old_version_i
     assert env.world.members["interpreter"].person_id in manifest
 
 
+# ---- news -------------------------------------------------------------------------------------
+
+
+async def test_the_delegation_is_told_of_new_evidence_on_the_visit_and_evidence_pages(env: Env) -> None:
+    delegate = env.people["delegate"].page
+    await delegate.reload()
+    await ready(delegate)
+    await expect(delegate.locator("#ev-news")).to_be_hidden()
+    visit_page = await delegate.context.new_page()
+    await visit_page.goto(f"/visits/{env.world.visit_id}")
+    await expect(visit_page.locator("#agenda-body")).to_have_attribute("data-live", "on")
+    notice = visit_page.get_by_role("status").filter(has_text="New evidence was shared with you.")
+    await expect(notice).to_be_hidden()
+    await expect(delegate.locator("body")).to_have_attribute("data-evidence-live", "on")
+
+    expert = env.people["expert"].page
+    await expert.reload()
+    await ready(expert)
+    await expert.locator("#ev-files").set_input_files(env.file("preguntas del equipo.txt", b"Questions on article 16"))
+    await expert.get_by_role("button", name="Encrypt and send").click()
+    await expect(expert.locator('.ev-file[data-state="sent"]')).to_have_count(1)
+    # Neither page of the delegate was reloaded.
+    await expect(notice).to_be_visible()
+    await expect(notice.get_by_role("link", name="Open the evidence room")).to_have_attribute(
+        "href", f"/visits/{env.world.visit_id}/evidence")
+    await expect(delegate.locator("#ev-news")).to_have_text(
+        "New evidence was shared with you: preguntas del equipo.txt")
+    await expect(doc_row(delegate, "preguntas del equipo.txt").locator(".ev-verified")).to_have_text(
+        "verified: uploaded by Expert Person, Kenya")
+    # The uploader's own page does not announce its own upload.
+    await expect(expert.locator("#ev-news")).to_be_hidden()
+    await visit_page.close()
+
+
 # ---- accessibility -----------------------------------------------------------------------------
 
 
