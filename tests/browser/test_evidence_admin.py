@@ -216,6 +216,8 @@ async def test_pdfs_and_images_are_viewed_inline(env: Env) -> None:
     # Helvetica is not embedded: the worker fetched the standard font from Parley.
     assert ("LiberationSans-Regular.ttf", 200) in fetched, fetched
     assert ("pdf.worker.min.mjs", 200) in fetched, fetched
+    # In a real worker (pdf.js falls back to parsing on the page when its worker is refused).
+    assert any(w.url.endswith("/static/vendor/pdf.worker.min.mjs") for w in expert.workers), expert.workers
     await doc_row(expert, "organigrama.png").get_by_role("button", name="View").click()
     image = viewer.get_by_role("img", name="organigrama.png")
     await expect(image).to_be_visible()
