@@ -79,10 +79,9 @@ async function rekey(item, button) {
   await guarded(button, async () => {
     const holders = new Set(item.manifest.recipients.map((r) => r.device));
     for (const s of item.doc.version.shares || []) for (const r of JSON.parse(s.body).recipients) holders.add(r.device);
-    const recipients = [...holders]
-      .map((id) => room.trust.get(id))
-      .filter((e) => e && !e.revoked && e.shareable)
-      .map((e) => deviceById(e.id));
+    const live = [...holders].map((id) => room.trust.get(id)).filter((e) => e && !e.revoked);
+    const recipients = live.filter((e) => e.shareable).map((e) => deviceById(e.id));
+    const left = live.filter((e) => !e.shareable).length; // a key change to verify first
     const { file, remove } = await decryptToPrivateFile(item);
     try {
       await uploadFile({
@@ -92,7 +91,7 @@ async function rekey(item, button) {
     } finally {
       await remove();
     }
-    announce(t("rekeyed", { name: item.meta.name }));
+    announce(left ? t("rekeyed_skipped", { name: item.meta.name, n: left }) : t("rekeyed", { name: item.meta.name }));
     await refreshDocuments();
   });
 }
