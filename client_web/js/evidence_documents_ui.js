@@ -5,7 +5,7 @@
 // inline (images; PDFs with pdf.js). Any failure saves nothing and says why.
 
 import * as ev from "./evidence_crypto.js";
-import { announce, api, clearError, el, formatSize, formatTime, guarded, page, responseError, t, VISIT } from "./evidence_common.js";
+import { announce, api, clearError, el, formatSize, formatTime, guarded, ME, page, progressBar, responseError, setProgress, t, VISIT } from "./evidence_common.js";
 import { deviceById, room } from "./evidence_state.js";
 
 const section = () => document.getElementById("ev-documents");
@@ -109,10 +109,10 @@ async function download(item, button, progress) {
   return guarded(button, async () => {
     if (!item.ok) throw new Error(item.problem);
     progress.hidden = false;
-    progress.value = 0;
+    setProgress(progress, 0);
     try {
       const { file, remove } = await decryptToPrivateFile(item, (done, size) => {
-        progress.value = size ? Math.round((100 * done) / size) : 100;
+        setProgress(progress, size ? (100 * done) / size : 100);
       });
       saveFile(file, item.meta.name, remove);
       announce(t("downloaded", { name: item.meta.name }));
@@ -128,19 +128,19 @@ async function bulk(items, button) {
   clearError();
   for (const item of items) {
     const row = document.querySelector(`.ev-doc[data-document="${CSS.escape(item.doc.id)}"]`);
-    const progress = row ? row.querySelector("progress") : el("progress");
+    const progress = row ? row.querySelector("progress") : progressBar(t("download_progress"));
     await download(item, button, progress);
     if (!document.getElementById("ev-error").hidden) return; // stop at the first failure
   }
 }
 
-let viewer = null; // {url?, pdf?, remove}
+let viewer = null; // {url?, task?, remove}: what closing the viewer releases
 
 function closeViewer() {
   const node = document.getElementById("ev-viewer");
   if (viewer) {
     if (viewer.url) URL.revokeObjectURL(viewer.url);
-    if (viewer.pdf) viewer.pdf.destroy();
+    if (viewer.task) viewer.task.destroy(); // the document and its worker with it
     viewer.remove();
   }
   viewer = null;
@@ -157,6 +157,7 @@ async function renderPdfPage(pdf, number, canvas, label) {
   canvas.height = Math.floor(viewport.height);
   await pdfPage.render({ canvas, canvasContext: canvas.getContext("2d"), viewport }).promise;
   label.textContent = t("page_of", { n: number, total: pdf.numPages });
+  canvas.dataset.page = String(number); // drawn
 }
 
 async function view(item, button) {
@@ -164,12 +165,12 @@ async function view(item, button) {
     if (!item.ok) throw new Error(item.problem);
     closeViewer();
     const node = document.getElementById("ev-viewer");
-    const progress = el("progress", { max: 100, value: 0 });
+    const progress = progressBar(t("progress_of", { name: item.meta.name }));
     node.hidden = false;
     node.replaceChildren(el("h3", { text: item.meta.name }), progress);
     let decrypted;
     try {
-      decrypted = await decryptToPrivateFile(item, (done, size) => { progress.value = Math.round((100 * done) / (size || 1)); });
+      decrypted = await decryptToPrivateFile(item, (done, size) => { setProgress(progress, (100 * done) / (size || 1)); });
     } catch (e) {
       node.hidden = true;
       throw new Error(t("download_failed", { name: item.meta.name, message: e.message }));
@@ -186,8 +187,15 @@ async function view(item, button) {
       const pdfjs = await import("/static/vendor/pdf.min.mjs");
       pdfjs.GlobalWorkerOptions.workerSrc = "/static/vendor/pdf.worker.min.mjs";
       const data = new Uint8Array(await decrypted.file.arrayBuffer());
-      const pdf = await pdfjs.getDocument({ data, isEvalSupported: false, enableXfa: false }).promise;
-      viewer.pdf = pdf;
+      // Everything pdf.js fetches comes from Parley (script-src and connect-src 'self'):
+      // its standard fonts (never the viewer's system fonts, so a page looks the same
+      // everywhere), CMaps, and JavaScript image decoders instead of WebAssembly.
+      viewer.task = pdfjs.getDocument({
+        data, isEvalSupported: false, enableXfa: false, useSystemFonts: false, useWasm: false,
+        standardFontDataUrl: "/static/vendor/pdfjs/fonts/", cMapUrl: "/static/vendor/pdfjs/cmaps/", cMapPacked: true,
+        wasmUrl: "/static/vendor/pdfjs/wasm/",
+      });
+      const pdf = await viewer.task.promise;
       const canvas = el("canvas", { class: "ev-pdf", "aria-label": item.meta.name });
       const label = el("span", { class: "muted", id: "ev-pdf-page" });
       let current = 1;
@@ -215,15 +223,55 @@ function viewable(item) {
   return type.startsWith("image/") || type === "application/pdf";
 }
 
+/** The secretariat, and the uploading delegation for its own documents, see who did
+ * what with a document (the server's audit trail, with names). */
+function mayAudit(doc) {
+  if (page.may.manage) return true;
+  const uploader = doc.uploader || {};
+  return Boolean(page.may.audit && ME.delegation && uploader.delegation === ME.delegation);
+}
+
+const ACTIVITY_WORDS = {
+  "evidence.uploaded": "activity_uploaded",
+  "evidence.shared": "activity_shared",
+  "evidence.downloaded": "activity_downloaded",
+};
+
+async function toggleActivity(doc, button, panel) {
+  if (!panel.hidden) {
+    panel.hidden = true;
+    button.setAttribute("aria-expanded", "false");
+    return;
+  }
+  await guarded(button, async () => {
+    const { entries } = await api("GET", `/api/documents/${doc.id}/audit`);
+    const rows = entries.map((e) => el("li", { class: "ev-activity-entry", "data-action": e.action },
+      el("span", { class: "muted", text: formatTime(e.at) }), " ",
+      el("strong", { text: (e.actor && e.actor.name) || t("activity_someone") }), " ",
+      el("span", { text: ACTIVITY_WORDS[e.action] ? t(ACTIVITY_WORDS[e.action]) : e.action })));
+    panel.replaceChildren(el("h4", { text: t("activity") }),
+      rows.length ? el("ul", { class: "ev-activity-list" }, rows) : el("p", { class: "muted", text: t("activity_none") }));
+    panel.hidden = false;
+    button.setAttribute("aria-expanded", "true");
+  });
+}
+
 function documentRow(item, actions) {
   const doc = item.doc;
   const uploader = doc.uploader || {};
-  const progress = el("progress", { max: 100, value: 0, hidden: true, "aria-label": t("download_progress") });
   const name = item.meta ? item.meta.name : t("sealed_name");
+  const progress = progressBar(t("progress_of", { name }), { hidden: true });
   const title = el("strong", { class: "ev-doc-name", text: name });
   const lines = [];
   if (item.ok) {
-    lines.push(el("p", { class: "ev-verified ok-text", text: t("verified_uploaded_by", { name: uploader.name || "?", delegation: uploader.delegation || "" }) }));
+    // The signed version may be a re-key by someone else than the document's uploader.
+    const signer = room.trust.get(item.manifest.uploader);
+    const signerPerson = signer && signer.person !== uploader.person ? room.people.get(signer.person) : null;
+    const vars = { name: uploader.name || "?", delegation: uploader.delegation || "" };
+    const text = signerPerson
+      ? t("verified_uploaded_rekeyed", { ...vars, by: signerPerson.name })
+      : t("verified_uploaded_by", vars);
+    lines.push(el("p", { class: "ev-verified ok-text", text }));
   } else {
     lines.push(el("p", { class: "ev-problem warn-text", role: "note", text: item.problem }));
   }
@@ -242,13 +290,20 @@ function documentRow(item, actions) {
     }
     buttons.push(...actions(item));
   }
+  let panel = null;
+  if (mayAudit(doc)) {
+    panel = el("div", { class: "ev-activity-panel", id: `ev-activity-${doc.id}`, role: "region", "aria-label": t("activity_of", { name }), hidden: true });
+    const ab = el("button", { type: "button", class: "ev-activity", "aria-expanded": "false", "aria-controls": panel.id, text: t("activity") });
+    ab.addEventListener("click", () => toggleActivity(doc, ab, panel));
+    buttons.push(ab);
+  }
   const history = doc.versions && doc.versions.length > 1
     ? el("details", {}, el("summary", { text: t("versions_n", { n: doc.versions.length }) }),
       el("ul", {}, doc.versions.map((v, i) => el("li", { text: `${formatTime(v.created_at)}${i === 0 ? ` (${t("current")})` : ""}` }))))
     : null;
   return el("li", { class: "ev-doc", "data-document": doc.id, "data-state": item.ok ? "ok" : "problem" },
     el("div", { class: "row" }, title, el("span", { class: "muted", text: facts.join(" · ") })),
-    ...lines, el("div", { class: "row" }, ...buttons, progress), history);
+    ...lines, el("div", { class: "row" }, ...buttons, progress), panel, history);
 }
 
 let extraActions = () => [];
