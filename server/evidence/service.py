@@ -847,13 +847,18 @@ async def list_documents(db: AsyncSession, actor: Actor, session_filter: str | N
             continue
         if me.receives or any(held[v.id] for v in vs):
             shown.append((document, vs))
-    current_ids = [vs[0].id for _, vs in shown]
-    shares: dict[str, list[Share]] = {v: [] for v in current_ids}
-    if current_ids:
-        for s in (await db.execute(select(Share).where(Share.version_id.in_(current_ids))
+    shown_ids = [v.id for _, vs in shown for v in vs]
+    shares: dict[str, list[Share]] = {v: [] for v in shown_ids}
+    if shown_ids:
+        for s in (await db.execute(select(Share).where(Share.version_id.in_(shown_ids))
                                    .order_by(Share.created_at, Share.id))).scalars():
             shares[s.version_id].append(s)
-    uploaders = await _uploader_cards(db, actor.visit_id, {d.uploader_person_id for d, _ in shown})
+    uploaders = await _uploader_cards(
+        db, actor.visit_id, {d.uploader_person_id for d, _ in shown} | {v.uploader_person_id for _, vs in shown for v in vs})
+
+    def card(person_id: str) -> dict[str, Any]:
+        return uploaders.get(person_id, {"person": person_id, "name": None, "delegation": None})
+
     out = []
     for document, vs in shown:
         current = vs[0]
@@ -863,11 +868,15 @@ async def list_documents(db: AsyncSession, actor: Actor, session_filter: str | N
             "item": document.item_id,
             "articles": list(document.articles or []),
             "created_at": iso_z(document.created_at),
-            "uploader": {**uploaders.get(document.uploader_person_id, {"person": document.uploader_person_id,
-                                                                        "name": None, "delegation": None}),
-                         "device": document.uploader_device_id},
+            "uploader": {**card(document.uploader_person_id), "device": document.uploader_device_id},
             "version": _version_json(current, shares[current.id], held[current.id]),
-            "versions": [{"id": v.id, "created_at": iso_z(v.created_at)} for v in vs],
+            # Every kept version in full, newest first: an older one opens for whoever
+            # holds a key to it (``keys``: the caller's own live devices only).
+            "versions": [
+                {**_version_json(v, shares[v.id], held[v.id]),
+                 "uploader": {**card(v.uploader_person_id), "device": v.uploader_device_id}}
+                for v in vs
+            ],
         })
     return out
 
