@@ -29,15 +29,18 @@ async function sharePending(button) {
     const { pending } = await api("GET", `/api/visits/${VISIT}/pending`);
     const devices = new Set();
     let documents = 0;
-    const skipped = new Set();
+    const skipped = new Map(); // person id -> "changed" (a key changed) or "unverified"
     for (const p of pending) {
       const item = room.documents.find((d) => d.doc.version.id === p.version);
       if (!item || !item.ok) continue;
       const entries = [];
       for (const r of p.recipients) {
         const entry = room.trust.get(r.device);
-        if (entry && entry.shareable && entry.fp === r.fp) entries.push(entry);
-        else skipped.add(r.device);
+        if (entry && entry.shareable && entry.fp === r.fp) {
+          entries.push(entry);
+        } else if (skipped.get(r.person) !== "changed") {
+          skipped.set(r.person, !entry || entry.warning || entry.fp !== r.fp ? "changed" : "unverified");
+        }
       }
       if (!entries.length) continue;
       await shareTo(item, entries);
@@ -46,9 +49,13 @@ async function sharePending(button) {
     }
     await refreshDocuments();
     const node = document.getElementById("ev-admin-result");
-    node.textContent = skipped.size
-      ? t("shared_skipped", { docs: documents, n: devices.size, skipped: skipped.size })
-      : t("shared_n", { docs: documents, n: devices.size });
+    const shared = t("shared_n", { docs: documents, n: devices.size });
+    // Name whoever was left out, and why: never a silent gap.
+    const names = [...skipped].map(([person, why]) => {
+      const name = (room.people.get(person) || {}).name || t("activity_someone");
+      return t(why === "changed" ? "skipped_changed" : "skipped_unverified", { name });
+    });
+    node.textContent = names.length ? `${shared} ${t("shared_skipped", { names: names.join(", ") })}` : shared;
     announce(node.textContent);
   });
 }

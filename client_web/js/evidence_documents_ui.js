@@ -7,16 +7,17 @@
 import * as ev from "./evidence_crypto.js";
 import { announce, api, clearError, el, formatSize, formatTime, guarded, ME, page, progressBar, responseError, setProgress, t, VISIT } from "./evidence_common.js";
 import { deviceById, room } from "./evidence_state.js";
+import { newVersionControls } from "./evidence_versions_ui.js";
 
 const section = () => document.getElementById("ev-documents");
 const TEMP_PREFIX = "parley-dl-";
 const KEEP_SAVED_MS = 60_000; // the browser copies the saved file within this time
 
-/** Check one listed document for this device: `{doc, ok, K?, manifest?, text?, meta?, problem?, trusted}`. */
-async function check(doc) {
-  const out = { doc, ok: false };
+/** Check one version of a listed document (the current one unless `v` names another)
+ * for this device: `{doc, version, ok, K?, manifest?, text?, meta?, problem?}`. */
+export async function check(doc, v = doc.version) {
+  const out = { doc, version: v, ok: false };
   const mine = room.mine;
-  const v = doc.version;
   if (!mine) return { ...out, problem: t("need_device_read") };
   const key = (v.keys || []).find((k) => k.device === mine.device);
   if (!key) return { ...out, problem: t("no_key") };
@@ -67,13 +68,14 @@ export async function sweepTemp() {
  * On any failure the partial file is deleted and the error thrown. */
 export async function decryptToPrivateFile(item, onProgress) {
   const root = await tempDir();
-  const name = `${TEMP_PREFIX}${item.doc.version.id}-${ev.b64u(ev.randomBytes(6))}`;
+  const version = item.version || item.doc.version;
+  const name = `${TEMP_PREFIX}${version.id}-${ev.b64u(ev.randomBytes(6))}`;
   const handle = await root.getFileHandle(name, { create: true });
   const remove = () => root.removeEntry(name).catch(() => {});
   let writable;
   try {
     writable = await handle.createWritable();
-    const response = await fetch(`/api/versions/${item.doc.version.id}/content`, { credentials: "same-origin" });
+    const response = await fetch(`/api/versions/${version.id}/content`, { credentials: "same-origin" });
     if (!response.ok) throw await responseError(response);
     let done = 0;
     for await (const plain of ev.decryptStream(response.body, item.manifest, item.K)) {
@@ -231,11 +233,36 @@ function mayAudit(doc) {
   return Boolean(page.may.audit && ME.delegation && uploader.delegation === ME.delegation);
 }
 
-const ACTIVITY_WORDS = {
-  "evidence.uploaded": "activity_uploaded",
-  "evidence.shared": "activity_shared",
-  "evidence.downloaded": "activity_downloaded",
-};
+/** "Expert Person (2 devices), Interpreter Person (1 device)": whose devices a share or
+ * an upload named (device ids, as the audit trail keeps them). */
+export function recipientNames(deviceIds) {
+  const counts = new Map(); // person id ("" when this browser does not know the device) -> devices
+  for (const id of deviceIds || []) {
+    const entry = room.trust.get(id);
+    const person = entry ? entry.person : "";
+    counts.set(person, (counts.get(person) || 0) + 1);
+  }
+  return [...counts].map(([person, n]) => {
+    const known = person && room.people.get(person);
+    const name = known ? known.name : t("activity_someone");
+    return t(n === 1 ? "activity_devices_one" : "activity_devices_n", { name, n });
+  }).join(", ");
+}
+
+function activityText(entry, earlierUploads) {
+  const data = entry.data || {};
+  if (entry.action === "evidence.shared") {
+    return data.recipients && data.recipients.length
+      ? t("activity_shared_with", { names: recipientNames(data.recipients) })
+      : t("activity_shared");
+  }
+  if (entry.action === "evidence.uploaded") {
+    if (data.rekey) return t("activity_rekeyed");
+    return earlierUploads ? t("activity_new_version") : t("activity_uploaded");
+  }
+  if (entry.action === "evidence.downloaded") return t("activity_downloaded");
+  return entry.action;
+}
 
 async function toggleActivity(doc, button, panel) {
   if (!panel.hidden) {
@@ -245,10 +272,15 @@ async function toggleActivity(doc, button, panel) {
   }
   await guarded(button, async () => {
     const { entries } = await api("GET", `/api/documents/${doc.id}/audit`);
-    const rows = entries.map((e) => el("li", { class: "ev-activity-entry", "data-action": e.action },
-      el("span", { class: "muted", text: formatTime(e.at) }), " ",
-      el("strong", { text: (e.actor && e.actor.name) || t("activity_someone") }), " ",
-      el("span", { text: ACTIVITY_WORDS[e.action] ? t(ACTIVITY_WORDS[e.action]) : e.action })));
+    let uploads = 0;
+    const rows = entries.map((e) => {
+      const text = activityText(e, uploads);
+      if (e.action === "evidence.uploaded") uploads += 1;
+      return el("li", { class: "ev-activity-entry", "data-action": e.action },
+        el("span", { class: "muted", text: formatTime(e.at) }), " ",
+        el("strong", { text: (e.actor && e.actor.name) || t("activity_someone") }), " ",
+        el("span", { text }));
+    });
     panel.replaceChildren(el("h4", { text: t("activity") }),
       rows.length ? el("ul", { class: "ev-activity-list" }, rows) : el("p", { class: "muted", text: t("activity_none") }));
     panel.hidden = false;
@@ -265,18 +297,22 @@ function documentRow(item, actions) {
   const lines = [];
   if (item.ok) {
     // The signed version may be a re-key by someone else than the document's uploader.
+    // Or a new version by someone else of the uploader's delegation, or the secretariat.
     const signer = room.trust.get(item.manifest.uploader);
     const signerPerson = signer && signer.person !== uploader.person ? room.people.get(signer.person) : null;
     const vars = { name: uploader.name || "?", delegation: uploader.delegation || "" };
-    const text = signerPerson
-      ? t("verified_uploaded_rekeyed", { ...vars, by: signerPerson.name })
-      : t("verified_uploaded_by", vars);
+    let text = t("verified_uploaded_by", vars);
+    if (signerPerson) {
+      text = t(item.version.rekey ? "verified_uploaded_rekeyed" : "verified_uploaded_version", { ...vars, by: signerPerson.name });
+    }
     lines.push(el("p", { class: "ev-verified ok-text", text }));
   } else {
     lines.push(el("p", { class: "ev-problem warn-text", role: "note", text: item.problem }));
   }
   if (item.meta && item.meta.description) lines.push(el("p", { class: "muted", text: item.meta.description }));
   const facts = [item.meta ? formatSize(item.meta.size) : formatSize(doc.version.size), formatTime(doc.version.completed_at || doc.version.created_at)];
+  const versions = doc.versions || [];
+  if (versions.length > 1) facts.push(t("version_of", { n: versions.length, total: versions.length }));
   if (doc.articles && doc.articles.length) facts.push(t("articles_list", { list: doc.articles.join(", ") }));
   const buttons = [];
   if (item.ok) {
@@ -290,6 +326,8 @@ function documentRow(item, actions) {
     }
     buttons.push(...actions(item));
   }
+  const addVersion = newVersionControls(item);
+  if (addVersion.button) buttons.push(addVersion.button);
   let panel = null;
   if (mayAudit(doc)) {
     panel = el("div", { class: "ev-activity-panel", id: `ev-activity-${doc.id}`, role: "region", "aria-label": t("activity_of", { name }), hidden: true });
@@ -297,13 +335,46 @@ function documentRow(item, actions) {
     ab.addEventListener("click", () => toggleActivity(doc, ab, panel));
     buttons.push(ab);
   }
-  const history = doc.versions && doc.versions.length > 1
-    ? el("details", {}, el("summary", { text: t("versions_n", { n: doc.versions.length }) }),
-      el("ul", {}, doc.versions.map((v, i) => el("li", { text: `${formatTime(v.created_at)}${i === 0 ? ` (${t("current")})` : ""}` }))))
-    : null;
   return el("li", { class: "ev-doc", "data-document": doc.id, "data-state": item.ok ? "ok" : "problem" },
     el("div", { class: "row" }, title, el("span", { class: "muted", text: facts.join(" · ") })),
-    ...lines, el("div", { class: "row" }, ...buttons, progress), panel, history);
+    ...lines, el("div", { class: "row" }, ...buttons, progress), addVersion.panel, panel, historyBlock(item));
+}
+
+const openHistories = new Set(); // document ids whose history is unfolded (kept across redraws)
+
+/** Every kept version with its date and uploader, newest first, each downloadable on a
+ * device that holds its key (checked like the current version when asked for). */
+function historyBlock(item) {
+  const doc = item.doc;
+  const versions = doc.versions || [];
+  if (versions.length < 2) return null;
+  const mine = room.mine;
+  const rows = versions.map((v, i) => {
+    const number = versions.length - i;
+    const who = v.uploader ? [v.uploader.name, v.uploader.delegation].filter(Boolean).join(", ") : "";
+    const progress = progressBar(t("version_progress", { n: number }), { hidden: true });
+    let action;
+    if (mine && (v.keys || []).some((k) => k.device === mine.device)) {
+      action = el("button", { type: "button", class: "ev-version-download", text: t("download_version", { n: number }) });
+      action.addEventListener("click", async () => {
+        const checked = v.id === item.version.id ? item : await check(doc, v);
+        await download(checked, action, progress);
+      });
+    } else {
+      action = el("span", { class: "muted ev-version-no-key", text: t("version_no_key") });
+    }
+    return el("li", { class: "ev-version", "data-version": v.id, "data-number": String(number) },
+      el("strong", { text: t("version_n", { n: number }) }), i === 0 ? ` (${t("current")})` : "",
+      " · ", el("span", { class: "ev-version-date", text: formatTime(v.completed_at || v.created_at) }),
+      who ? ` · ${t("version_by", { name: who })}` : "", " ", action, " ", progress);
+  });
+  const details = el("details", { class: "ev-history", open: openHistories.has(doc.id) },
+    el("summary", { text: t("history_n", { n: versions.length }) }), el("ul", { class: "ev-versions" }, rows));
+  details.addEventListener("toggle", () => {
+    if (details.open) openHistories.add(doc.id);
+    else openHistories.delete(doc.id);
+  });
+  return details;
 }
 
 let extraActions = () => [];

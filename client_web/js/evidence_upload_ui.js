@@ -10,11 +10,12 @@ import { fileKey, unfinished, uploadFile } from "./evidence_uploads.js";
 
 const section = () => document.getElementById("ev-upload");
 const queue = []; // {file, row, bar}
-const excluded = new Set(); // person ids the uploader took off the list
+const excludedHere = new Set(); // person ids the uploader took off the list
 let busy = false;
 
-/** The recipients as they stand: `{people: [{person, locked, included, devices, refused}], blocked}`. */
-export function recipientPlan() {
+/** The recipients as they stand: `{people: [{person, locked, included, devices, refused}], blocked}`.
+ * `excluded`: the person ids taken off this list (the upload form's, or a new version's). */
+export function recipientPlan(excluded = excludedHere) {
   const people = [];
   let blocked = null;
   for (const p of room.listing.people) {
@@ -32,11 +33,13 @@ export function recipientPlan() {
   return { people, blocked };
 }
 
-function recipientList() {
-  const { people, blocked } = recipientPlan();
+/** The recipients shown before sending, each a checkbox (the secretariat and oneself
+ * locked in); `prefix` makes the ids unique on the page, `excluded` keeps the choices. */
+export function recipientList({ prefix = "ev-rcpt", excluded = excludedHere, listId = "ev-recipient-list" } = {}) {
+  const { people, blocked } = recipientPlan(excluded);
   const items = people.map((p) => {
     const box = el("input", {
-      type: "checkbox", id: `ev-rcpt-${p.person}`, checked: p.included, disabled: p.locked,
+      type: "checkbox", id: `${prefix}-${p.person}`, checked: p.included, disabled: p.locked,
       "data-person": p.person, class: "ev-recipient",
     });
     box.addEventListener("change", () => {
@@ -56,7 +59,7 @@ function recipientList() {
   return el("div", { class: "ev-recipients" },
     el("h3", { text: t("recipients_title") }),
     el("p", { class: "muted", text: t("recipients_explain") }),
-    el("ul", { id: "ev-recipient-list" }, items),
+    el("ul", { id: listId, class: "ev-recipient-list" }, items),
     blocked ? el("p", { class: "error", text: blocked }) : null);
 }
 
