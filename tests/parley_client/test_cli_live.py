@@ -87,9 +87,13 @@ class Env:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def env(templates: Templates, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
     tmp = tmp_path_factory.mktemp("cli-live")
+    # The clients' homes and files apart from the server's directory (whose database
+    # journal comes and goes), so a test can see every file a download created.
+    (tmp / "server").mkdir()
+    (tmp / "people").mkdir()
     with access_log() as log:
-        async with live_server(templates, tmp, evidence_max_bytes=MAX_BYTES) as (live, world):
-            yield Env(live, world, log, tmp)
+        async with live_server(templates, tmp / "server", evidence_max_bytes=MAX_BYTES) as (live, world):
+            yield Env(live, world, log, tmp / "people")
 
 
 @dataclass
