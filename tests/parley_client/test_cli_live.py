@@ -27,7 +27,7 @@ from aiohttp import web
 from sqlalchemy import update
 
 from server.core.clock import utcnow
-from server.evidence import service as evidence_service
+from server.evidence import uploads as evidence_uploads
 from server.people.models import LoginSession
 from server.web.keys import SESSIONS
 from tests.conftest import LiveServer, http_client, login
@@ -107,7 +107,7 @@ class Gate:
 
 
 def gate_chunk(monkeypatch: pytest.MonkeyPatch, gate: Gate) -> None:
-    original = evidence_service.put_chunk
+    original = evidence_uploads.put_chunk
 
     async def held(db: Any, store: Any, actor: Any, version_id: str, index: int, data: bytes) -> Any:
         if index == gate.index and not gate.release.is_set():
@@ -116,7 +116,7 @@ def gate_chunk(monkeypatch: pytest.MonkeyPatch, gate: Gate) -> None:
             raise web.HTTPServiceUnavailable(text="cut by the test")
         return await original(db, store, actor, version_id, index, data)
 
-    monkeypatch.setattr(evidence_service, "put_chunk", held)
+    monkeypatch.setattr(evidence_uploads, "put_chunk", held)
 
 
 async def killed_mid_upload(cli: Cli, gate: Gate, *args: str) -> tuple[str, str]:
