@@ -130,29 +130,45 @@ def parse_link(url: str) -> Link:
     invite = re.fullmatch(r"/invite/([A-Za-z0-9_\-.~%]+)/?", path)
     if invite:
         return Link(server, "invite", invite.group(1))
-    link = re.fullmatch(r"(?:/api)?/device-links/([A-Za-z0-9_\-.~%]+)/?", path)
+    link = re.fullmatch(r"/api/device-links/([A-Za-z0-9_\-.~%]+)/?", path)
     if link:
         return Link(server, "device-link", link.group(1))
-    raise UsageError("Give an invitation link (…/invite/…) or an \"add a device\" link (…/device-links/…).")
+    raise UsageError("Give an invitation link (…/invite/…) or an \"add a device\" link (…/api/device-links/…).")
 
 
-def _log_in(link: Link) -> tuple[Api, str | None]:
-    """Spends the link as the browser's Join does; returns the signed-in API and the
-    visit the login belongs to (known for invitations only)."""
+def _log_in(link: Link) -> Api:
+    """Spends the link as the browser's Join does (an invitation) or as the evidence
+    room's "add a device" does (a device link); returns the signed-in API."""
     api = Api(link.server)
-    if link.kind == "invite":
-        target = f"/invite/{link.token}"
-        api.request("GET", target, headers={"Accept": "text/html"}, ok=(200,))
-        response = api.request("POST", target, body=b"", ok=(303,),
-                               headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "text/html"})
-        found = re.fullmatch(r"/visits/([0-9a-f]{32})", urlsplit(response.headers.get("Location", "")).path)
-        visit = found.group(1) if found else None
-    else:
-        api.request("POST", f"/api/device-links/{link.token}", ok=(204, 200))
-        visit = None
+    try:
+        if link.kind == "invite":
+            target = f"/invite/{link.token}"
+            api.request("GET", target, headers={"Accept": "text/html"}, ok=(200,))
+            api.request("POST", target, body=b"", ok=(303,),
+                        headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "text/html"})
+        else:
+            api.request("POST", f"/api/device-links/{link.token}", ok=(204,))
+    except ApiError as err:
+        if err.status == 410:
+            what = "invitation" if link.kind == "invite" else "device link"
+            raise Failure(f"This {what} is spent, expired or unknown: ask for a new one.") from None
+        raise
     if not api.cookie:
         raise Failure("The server did not sign this client in (no login cookie in its answer).")
-    return api, visit
+    return api
+
+
+def _login_visit(api: Api) -> str | None:
+    """The visit the new login belongs to (an invitation's, or the visit of the login
+    that made the device link); None for a login not bound to one visit."""
+    answer = api.get_json("/api/me/logins")
+    logins = answer.get("logins", []) if isinstance(answer, dict) else []
+    current = [entry for entry in logins if isinstance(entry, dict) and entry.get("current") is True]
+    visits = {entry.get("visit_id") for entry in current}
+    if len(visits) != 1:
+        return None
+    visit = visits.pop()
+    return check_id(visit, "visit") if visit is not None else None
 
 
 def cmd_enroll(args: argparse.Namespace, store: Store) -> int:
@@ -160,7 +176,12 @@ def cmd_enroll(args: argparse.Namespace, store: Store) -> int:
         raise UsageError(f"This machine is already enrolled ({store.enrollment_path}); add --force to replace it.")
     link = parse_link(args.url)
     passphrase = _passphrase(confirm=True)
-    api, visit = _log_in(link)
+    chosen = arg_id(args.visit, "visit") if args.visit else None
+    api = _log_in(link)
+    visit = _login_visit(api)
+    if chosen is not None and visit is not None and chosen != visit:
+        raise UsageError(f"This link signs in to visit {visit}, not {chosen}.")
+    visit = visit or chosen
     me = api.get_json("/api/me")
     person = check_id(me.get("id"), "person")
     keys = DeviceKeys.generate("Ed25519")
@@ -178,6 +199,8 @@ def cmd_enroll(args: argparse.Namespace, store: Store) -> int:
     store.save_pins(pins.pins)
     say(f"Enrolled as {me.get('name', person)}: device {device.id}.")
     say("Compare this safety code with the one other participants see for this device:")
+    if visit is None:
+        say("This login is not bound to one visit: name it with --visit when you upload, list or download.")
     print(safety_code(device.fingerprint))
     return 0
 
@@ -216,6 +239,9 @@ def _visit_keys(session: Client, visit: str) -> VisitKeys:
                 active[device.id] = device
     statements = [Statement(str(s.get("kind")), str(s.get("body")), str(s.get("signature")))
                   for s in answer.get("statements", [])]
+    if session.me.id in devices and session.me.id not in active:
+        raise TrustError("This device was revoked: it can no longer upload or read documents. Enroll this machine "
+                         "again with a new link (`parley client enroll --force URL`).")
     mine = active.get(session.me.id)
     if mine is None or mine != session.me:
         raise TrustError("The server does not list this device with its keys (revoked, or keys replaced).")
@@ -273,9 +299,15 @@ def _server_upload(session: Client, state: dict[str, Any] | None) -> dict[str, A
 def _new_version(session: Client, visit: str, session_id: str, path: Path, size: int,
                  state_path: Path) -> dict[str, Any]:
     n_chunks = max(1, -(-size // CHUNK))
-    created = session.api.send_json("POST", f"/api/visits/{visit}/documents", {
-        "session": session_id, "articles": [], "chunks": n_chunks, "size": ciphertext_size(size),
-    })
+    try:
+        created = session.api.send_json("POST", f"/api/visits/{visit}/documents", {
+            "session": session_id, "articles": [], "chunks": n_chunks, "size": ciphertext_size(size),
+        })
+    except ApiError as err:
+        if err.status == 413:
+            raise Failure(f"{path.name} is too large for this server ({size} bytes; the server says: "
+                          f"{err.message})") from None
+        raise
     document, version = check_id(created.get("document"), "document"), check_id(created.get("version"), "version")
     if created.get("chunk_size") != CHUNK:
         raise Failure(f"The server wants chunks of {created.get('chunk_size')} bytes; this client writes {CHUNK}.")
@@ -471,6 +503,8 @@ def build_parser(prog: str = "parley client") -> argparse.ArgumentParser:
     enroll.add_argument("url", metavar="URL")
     enroll.add_argument("--label", help="the device's name as others see it")
     enroll.add_argument("--force", action="store_true", help="replace an existing enrollment on this machine")
+    enroll.add_argument("--visit", metavar="ID", help="the visit to work in by default (needed only when the link's "
+                        "login is not bound to one visit, such as a link made from a password login)")
     enroll.set_defaults(func=cmd_enroll)
 
     upload = sub.add_parser("upload", help="encrypt and upload files to a session; prints each document id")
@@ -507,6 +541,11 @@ def main(argv: list[str] | None = None, *, prog: str = "parley client", store: S
         _fail(2, str(err))
     except FormatError as err:
         _fail(2 if args.client_command == "enroll" else 1, str(err))
+    except ApiError as err:
+        if err.status == 401 and args.client_command != "enroll":
+            _fail(1, "The server no longer accepts this machine's login (it ended, expired, was signed out, or "
+                  "its visit closed). Enroll again with a new link: `parley client enroll --force URL`.")
+        _fail(1, str(err))
     except (EvidenceError, Failure) as err:
         _fail(1, str(err))
     except OSError as err:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -109,6 +110,26 @@ async def healthz(request: web.Request) -> web.Response:
         "status": "ok", "database": "ok", "locks": "ok", "redis": redis,
         "sockets": len(rt.sockets), "shed": rt.shed, "slow_sockets_dropped": getattr(fanout, "dropped", 0),
     })
+
+
+# pdf.js's data files, fetched by its worker from /static/vendor/pdfjs/{kind}/{name}:
+# the standard fonts for PDFs that do not embed theirs, the CMaps of CJK text, and the
+# JavaScript decoders of JBIG2/CCITT (scanned faxes) and JPEG 2000 images, used instead
+# of their WebAssembly builds (the CSP does not allow compiling WebAssembly).
+PDFJS_DATA = {
+    "fonts": (CLIENT_DIR / "node_modules/pdfjs-dist/standard_fonts", re.compile(r"[A-Za-z0-9-]+\.(?:pfb|ttf)")),
+    "cmaps": (CLIENT_DIR / "node_modules/pdfjs-dist/cmaps", re.compile(r"[A-Za-z0-9-]+\.bcmap")),
+    "wasm": (CLIENT_DIR / "node_modules/pdfjs-dist/wasm", re.compile(r"[a-z0-9]+_nowasm_fallback\.js")),
+}
+
+
+async def pdfjs_data(request: web.Request) -> web.StreamResponse:
+    """One of pdf.js's data files; any other name is 404."""
+    found = PDFJS_DATA.get(request.match_info["kind"])
+    name = request.match_info["name"]
+    if found is None or not found[1].fullmatch(name) or not (found[0] / name).is_file():
+        raise web.HTTPNotFound()
+    return web.FileResponse(found[0] / name, headers={"Cache-Control": "public, max-age=3600"})
 
 
 async def vendor(request: web.Request) -> web.StreamResponse:
@@ -233,6 +254,7 @@ def create_app(settings: Settings) -> web.Application:
     app.on_shutdown.append(close_connections)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/static/vendor/{name}", vendor)
+    app.router.add_get("/static/vendor/pdfjs/{kind}/{name}", pdfjs_data)
     app.router.add_get(ESM_VENDOR_PREFIX + "/{name:.+}", EsmVendor(CLIENT_DIR / "node_modules").handle)
     app.router.add_static("/static/js", CLIENT_DIR / "js")
     app.router.add_static("/static/css", CLIENT_DIR / "css")

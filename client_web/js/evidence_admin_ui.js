@@ -27,26 +27,35 @@ async function sharePending(button) {
   await guarded(button, async () => {
     if (!room.mine) throw new Error(t("need_device"));
     const { pending } = await api("GET", `/api/visits/${VISIT}/pending`);
-    let shared = 0;
-    const skipped = [];
+    const devices = new Set();
+    let documents = 0;
+    const skipped = new Map(); // person id -> "changed" (a key changed) or "unverified"
     for (const p of pending) {
       const item = room.documents.find((d) => d.doc.version.id === p.version);
       if (!item || !item.ok) continue;
       const entries = [];
       for (const r of p.recipients) {
         const entry = room.trust.get(r.device);
-        if (entry && entry.shareable && entry.fp === r.fp) entries.push(entry);
-        else skipped.push(entry ? entry.safetyCode : r.device);
+        if (entry && entry.shareable && entry.fp === r.fp) {
+          entries.push(entry);
+        } else if (skipped.get(r.person) !== "changed") {
+          skipped.set(r.person, !entry || entry.warning || entry.fp !== r.fp ? "changed" : "unverified");
+        }
       }
       if (!entries.length) continue;
       await shareTo(item, entries);
-      shared += entries.length;
+      for (const e of entries) devices.add(e.id);
+      documents += 1;
     }
     await refreshDocuments();
     const node = document.getElementById("ev-admin-result");
-    node.textContent = skipped.length
-      ? t("shared_skipped", { n: shared, skipped: skipped.length })
-      : t("shared_n", { n: shared });
+    const shared = t("shared_n", { docs: documents, n: devices.size });
+    // Name whoever was left out, and why: never a silent gap.
+    const names = [...skipped].map(([person, why]) => {
+      const name = (room.people.get(person) || {}).name || t("activity_someone");
+      return t(why === "changed" ? "skipped_changed" : "skipped_unverified", { name });
+    });
+    node.textContent = names.length ? `${shared} ${t("shared_skipped", { names: names.join(", ") })}` : shared;
     announce(node.textContent);
   });
 }
@@ -77,10 +86,9 @@ async function rekey(item, button) {
   await guarded(button, async () => {
     const holders = new Set(item.manifest.recipients.map((r) => r.device));
     for (const s of item.doc.version.shares || []) for (const r of JSON.parse(s.body).recipients) holders.add(r.device);
-    const recipients = [...holders]
-      .map((id) => room.trust.get(id))
-      .filter((e) => e && !e.revoked && e.shareable)
-      .map((e) => deviceById(e.id));
+    const live = [...holders].map((id) => room.trust.get(id)).filter((e) => e && !e.revoked);
+    const recipients = live.filter((e) => e.shareable).map((e) => deviceById(e.id));
+    const left = live.filter((e) => !e.shareable).length; // a key change to verify first
     const { file, remove } = await decryptToPrivateFile(item);
     try {
       await uploadFile({
@@ -90,7 +98,7 @@ async function rekey(item, button) {
     } finally {
       await remove();
     }
-    announce(t("rekeyed", { name: item.meta.name }));
+    announce(left ? t("rekeyed_skipped", { name: item.meta.name, n: left }) : t("rekeyed", { name: item.meta.name }));
     await refreshDocuments();
   });
 }

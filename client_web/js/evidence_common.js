@@ -116,6 +116,30 @@ export async function guarded(button, action) {
   }
 }
 
+/** A progress bar (0 to 100) named `label`, its value also in ARIA attributes for
+ * assistive technology that reads those rather than the native element's state. */
+export function progressBar(label, attrs = {}) {
+  const bar = el("progress", {
+    max: 100, value: 0, role: "progressbar", "aria-label": label,
+    "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuenow": 0, ...attrs,
+  });
+  return bar;
+}
+
+export function setProgress(bar, percent) {
+  const value = Math.max(0, Math.min(100, Math.round(percent)));
+  bar.value = value;
+  bar.setAttribute("aria-valuenow", String(value));
+}
+
+/** Show a notice (news for this person, such as a document shared with them). */
+export function notify(text) {
+  const node = document.getElementById("ev-news");
+  if (!node) return;
+  node.textContent = text;
+  node.hidden = false;
+}
+
 export function formatSize(bytes) {
   if (bytes < 1024) return t("size_bytes", { n: bytes });
   if (bytes < 1024 * 1024) return t("size_kib", { n: (bytes / 1024).toFixed(1) });

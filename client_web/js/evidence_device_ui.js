@@ -17,8 +17,22 @@ function browserLabel() {
   return `${name}${os ? ` (${os})` : ""}`.slice(0, 80);
 }
 
+export const PASSPHRASE_MIN = 12;
+
+/** The passphrase chosen instead of a recovery code, checked; null for a recovery code. */
+function chosenPassphrase() {
+  const use = document.getElementById("ev-use-passphrase");
+  if (!use || !use.checked) return null;
+  const first = document.getElementById("ev-passphrase").value;
+  const again = document.getElementById("ev-passphrase-again").value;
+  if ([...first].length < PASSPHRASE_MIN) throw new Error(t("passphrase_short", { n: PASSPHRASE_MIN }));
+  if (first !== again) throw new Error(t("passphrase_differs"));
+  return first;
+}
+
 async function setUp(button) {
   await guarded(button, async () => {
+    const passphrase = chosenPassphrase();
     const { keys, encPriv, sigPriv } = await ev.generateDeviceKeys();
     const { device } = await api("POST", "/api/devices", {
       label: browserLabel(), sig_alg: keys.sigAlg, sig_pub: ev.b64u(keys.sigPub), enc_pub: ev.b64u(keys.encPub),
@@ -28,18 +42,21 @@ async function setUp(button) {
     if (device.sig_pub !== wire.sig_pub || device.enc_pub !== wire.enc_pub || device.person !== ME.person) {
       throw new ev.EvidenceError("device", t("device_mismatch"));
     }
-    const recovery = ev.newRecoveryCode();
+    // A recovery code (shown once), or the person's passphrase (PBKDF2, 600,000 rounds).
+    const recovery = passphrase === null ? ev.newRecoveryCode() : null;
+    const secret = recovery ? { code: recovery.bytes } : { passphrase, iterations: ev.PBKDF2_ITERATIONS };
     const blob = await ev.sealRecovery(
-      { person: ME.person, device: device.id, sigAlg: keys.sigAlg, encPriv, sigPriv }, { code: recovery.bytes },
+      { person: ME.person, device: device.id, sigAlg: keys.sigAlg, encPriv, sigPriv }, secret,
     );
     encPriv.fill(0);
     sigPriv.fill(0);
     await api("PUT", `/api/devices/${device.id}/recovery`, blob);
     await ek.saveDevice(room.db, { person: ME.person, device: device.id, keys });
-    recovery.bytes.fill(0);
+    if (recovery) recovery.bytes.fill(0);
     room.revokedNotice = null;
     room.mine = await ek.loadDevice(room.db, ME.person);
-    showRecoveryCode(recovery.code);
+    if (recovery) showRecoveryCode(recovery.code);
+    else announce(t("passphrase_done"));
     await refreshKeys();
     document.dispatchEvent(new CustomEvent("evidence:refresh"));
   });
@@ -118,8 +135,21 @@ export function render() {
     body.push(el("p", {}, `${t("own_safety_code")}: `, el("strong", { class: "ev-safety", id: "ev-own-code", text: code })));
     if (entry && entry.warning) body.push(el("p", { class: "error", text: t("own_changed") }));
   } else {
-    const setup = el("button", { type: "button", class: "primary", id: "ev-setup", text: t("setup") });
-    setup.addEventListener("click", () => setUp(setup));
+    const setup = el("button", { type: "submit", class: "primary", id: "ev-setup", text: t("setup") });
+    const use = el("input", { type: "checkbox", id: "ev-use-passphrase", "aria-controls": "ev-passphrase-fields" });
+    const fields = el("div", { id: "ev-passphrase-fields", class: "ev-fields", hidden: true },
+      el("p", { class: "muted", id: "ev-passphrase-explain", text: t("passphrase_explain", { n: PASSPHRASE_MIN }) }),
+      el("label", { for: "ev-passphrase", text: t("passphrase") }),
+      el("input", { id: "ev-passphrase", type: "password", autocomplete: "new-password", "aria-describedby": "ev-passphrase-explain" }),
+      el("label", { for: "ev-passphrase-again", text: t("passphrase_again") }),
+      el("input", { id: "ev-passphrase-again", type: "password", autocomplete: "new-password" }));
+    use.addEventListener("change", () => { fields.hidden = !use.checked; });
+    const setupForm = el("form", { class: "ev-setup", id: "ev-setup-form" },
+      el("p", {}, use, " ", el("label", { for: "ev-use-passphrase", text: t("use_passphrase") })), fields, setup);
+    setupForm.addEventListener("submit", (e) => {
+      e.preventDefault();
+      setUp(setup);
+    });
     const form = el("form", { class: "ev-restore", id: "ev-restore-form" },
       el("label", { for: "ev-restore-secret", text: t("restore_label") }),
       el("input", { id: "ev-restore-secret", name: "secret", type: "password", autocomplete: "off", spellcheck: "false" }),
@@ -128,7 +158,7 @@ export function render() {
       e.preventDefault();
       restore(form, form.querySelector("button"));
     });
-    body.push(el("p", { text: t("setup_explain") }), setup,
+    body.push(el("p", { text: t("setup_explain") }), setupForm,
       el("h3", { text: t("restore_title") }), el("p", { class: "muted", text: t("restore_explain") }), form);
   }
   node.querySelector(".ev-body").replaceChildren(...body);

@@ -6,7 +6,7 @@
 import { io } from "/static/vendor/socket.io.esm.min.js";
 import * as ek from "./evidence_keys.js";
 import * as admin from "./evidence_admin_ui.js";
-import { showError, VISIT } from "./evidence_common.js";
+import { announce, notify, showError, t, VISIT } from "./evidence_common.js";
 import * as deviceUi from "./evidence_device_ui.js";
 import * as documentsUi from "./evidence_documents_ui.js";
 import * as peopleUi from "./evidence_people_ui.js";
@@ -50,6 +50,18 @@ onChange((what) => {
   if (what === "keys" || what === "device") renderAll();
 });
 
+/** Tell this person about a document shared with them (by name once it opens here). */
+function announceShared(event) {
+  const item = room.documents.find((d) => d.doc.id === event.document);
+  if (!item) return;
+  const uploadedHere = item.manifest && room.mine && item.manifest.uploader === room.mine.device &&
+    item.doc.version.id === event.version;
+  if (uploadedHere) return; // this browser sent it
+  const name = item.meta ? item.meta.name : t("sealed_name");
+  notify(t("news_shared", { name }));
+  announce(t("news_shared", { name }));
+}
+
 function live() {
   const socket = io({ transports: ["websocket"], reconnectionDelay: 1000, reconnectionDelayMax: 30_000, randomizationFactor: 0.5 });
   let watchedOnce = false;
@@ -64,9 +76,10 @@ function live() {
   socket.on("disconnect", () => {
     document.body.dataset.evidenceLive = "off";
   });
-  socket.on("evidence.shared", (event) => {
+  socket.on("evidence.shared", async (event) => {
     if (!event || event.visit !== VISIT) return;
-    refresh();
+    await refresh();
+    announceShared(event);
   });
   socket.on("evidence.revoked", async (event) => {
     if (!event || !room.mine || event.device !== room.mine.device) {

@@ -4,17 +4,18 @@
 // observers or stakeholders: the secretariat grants those later); then each file is
 // encrypted here and sent chunk by chunk with its progress, resumable after a cut.
 
-import { announce, clearError, el, formatSize, ME, page, RECEIVING_ROLES, roleWord, showError, t } from "./evidence_common.js";
+import { announce, clearError, el, formatSize, ME, page, progressBar, RECEIVING_ROLES, roleWord, setProgress, showError, t } from "./evidence_common.js";
 import { deviceById, room } from "./evidence_state.js";
 import { fileKey, unfinished, uploadFile } from "./evidence_uploads.js";
 
 const section = () => document.getElementById("ev-upload");
 const queue = []; // {file, row, bar}
-const excluded = new Set(); // person ids the uploader took off the list
+const excludedHere = new Set(); // person ids the uploader took off the list
 let busy = false;
 
-/** The recipients as they stand: `{people: [{person, locked, included, devices, refused}], blocked}`. */
-export function recipientPlan() {
+/** The recipients as they stand: `{people: [{person, locked, included, devices, refused}], blocked}`.
+ * `excluded`: the person ids taken off this list (the upload form's, or a new version's). */
+export function recipientPlan(excluded = excludedHere) {
   const people = [];
   let blocked = null;
   for (const p of room.listing.people) {
@@ -32,11 +33,13 @@ export function recipientPlan() {
   return { people, blocked };
 }
 
-function recipientList() {
-  const { people, blocked } = recipientPlan();
+/** The recipients shown before sending, each a checkbox (the secretariat and oneself
+ * locked in); `prefix` makes the ids unique on the page, `excluded` keeps the choices. */
+export function recipientList({ prefix = "ev-rcpt", excluded = excludedHere, listId = "ev-recipient-list" } = {}) {
+  const { people, blocked } = recipientPlan(excluded);
   const items = people.map((p) => {
     const box = el("input", {
-      type: "checkbox", id: `ev-rcpt-${p.person}`, checked: p.included, disabled: p.locked,
+      type: "checkbox", id: `${prefix}-${p.person}`, checked: p.included, disabled: p.locked,
       "data-person": p.person, class: "ev-recipient",
     });
     box.addEventListener("change", () => {
@@ -56,7 +59,7 @@ function recipientList() {
   return el("div", { class: "ev-recipients" },
     el("h3", { text: t("recipients_title") }),
     el("p", { class: "muted", text: t("recipients_explain") }),
-    el("ul", { id: "ev-recipient-list" }, items),
+    el("ul", { id: listId, class: "ev-recipient-list" }, items),
     blocked ? el("p", { class: "error", text: blocked }) : null);
 }
 
@@ -76,7 +79,7 @@ function addFiles(files) {
   // What was sent before stays listed until new files come.
   for (let i = queue.length - 1; i >= 0; i--) if (queue[i].sent) queue.splice(i, 1);
   for (const file of files) {
-    const bar = el("progress", { max: 100, value: 0, "aria-label": t("progress_of", { name: file.name }) });
+    const bar = progressBar(t("progress_of", { name: file.name }));
     const state = el("span", { class: "ev-file-state muted", text: t("queued") });
     const row = el("li", { class: "ev-file", "data-name": file.name },
       el("span", { text: `${file.name} (${formatSize(file.size)})` }), " ", bar, " ", state);
@@ -118,11 +121,11 @@ async function send() {
         file: item.file, description, mine: room.mine, recipients, placement, deviceById,
         recordKey: fileKey(ME.person, item.file),
         onProgress: (done, size) => {
-          item.bar.value = Math.round((100 * done) / size);
-          batch.value = Math.round((100 * (finished + (item.file.size * done) / size)) / total);
+          setProgress(item.bar, (100 * done) / size);
+          setProgress(batch, (100 * (finished + (item.file.size * done) / size)) / total);
         },
       });
-      item.bar.value = 100;
+      setProgress(item.bar, 100);
       item.state.textContent = result.resumed ? t("sent_resumed", { n: result.sent }) : t("sent");
       item.row.dataset.state = "sent";
       item.sent = true;
@@ -133,7 +136,7 @@ async function send() {
       showError(t("upload_cut", { name: item.file.name, message: e.message }));
     }
     finished += item.file.size;
-    batch.value = Math.round((100 * finished) / total);
+    setProgress(batch, (100 * finished) / total);
   }
   busy = false;
   drawQueue();
@@ -169,7 +172,7 @@ export function render() {
     addFiles([...input.files]);
     input.value = "";
   });
-  const drop = el("div", { class: "ev-drop", id: "ev-drop", tabindex: "0" },
+  const drop = el("div", { class: "ev-drop", id: "ev-drop" },
     el("p", { text: t("drop_here") }), el("label", { for: "ev-files", text: t("choose_files") }), " ", input);
   drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
   drop.addEventListener("dragleave", () => drop.classList.remove("over"));
@@ -197,7 +200,7 @@ export function render() {
       el("textarea", { id: "ev-description", rows: "2" })),
     recipientList(),
     el("div", { class: "row" }, sendButton,
-      el("progress", { id: "ev-batch", max: 100, value: 0, hidden: true, "aria-label": t("batch_progress") })),
+      progressBar(t("batch_progress"), { id: "ev-batch", hidden: true })),
     el("div", { id: "ev-unfinished" }),
   );
   if (old.placement !== undefined) select.value = old.placement;

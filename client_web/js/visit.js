@@ -1,6 +1,8 @@
 // The visit page, live: watches the visit over Socket.IO and, when the agenda changes
 // (a scheduler proposal was accepted), re-reads the server-rendered agenda list in the
-// zone the page shows (?tz=) and swaps it in, saying so in a polite live region.
+// zone the page shows (?tz=) and swaps it in, saying so in a polite live region. When
+// evidence is shared with this person (`evidence.shared`), it shows the notice with the
+// way to the evidence room (the document's name is sealed: only that page opens it).
 //
 // The server renders every time (in the viewer's zone, with the offset); this script
 // only moves HTML the server produced. A reconnected socket watches again and re-reads
@@ -91,4 +93,10 @@ socket.on("disconnect", () => {
 socket.on("agenda.changed", (event) => {
   if (!event || event.visit_id !== VISIT) return;
   refresh((event.sessions || []).map((s) => s.id), data.strings.changed);
+});
+
+socket.on("evidence.shared", (event) => {
+  if (!event || event.visit !== VISIT) return;
+  const news = document.getElementById("evidence-news");
+  if (news) news.hidden = false;
 });

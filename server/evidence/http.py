@@ -25,7 +25,7 @@ from server.access.policy import Action
 from server.core.clock import iso_z
 from server.core.errors import invalid, not_found, too_large
 from server.core.ids import is_id
-from server.evidence import devices
+from server.evidence import devices, reading, sharing, uploads
 from server.evidence import service as evidence
 from server.evidence.formats import CHUNK_STRIDE, b64u
 from server.people.logins import INVITATION, primary_login
@@ -167,7 +167,7 @@ async def spend_device_link(request: web.Request, _: Any) -> web.StreamResponse:
 @routes.get("/api/visits/{visit_id}/keys", action=Action.EVIDENCE_VIEW)
 async def visit_keys(request: web.Request, scope: VisitScope) -> web.StreamResponse:
     async with request.app[SESSIONS]() as db:
-        return web.json_response(await evidence.visit_keys(db, scope.actor))
+        return web.json_response(await reading.visit_keys(db, scope.actor))
 
 
 @routes.post("/api/visits/{visit_id}/documents", action=Action.EVIDENCE_UPLOAD)
@@ -177,7 +177,7 @@ async def create_version(request: web.Request, scope: VisitScope) -> web.StreamR
     runtime = request.app[EVIDENCE]
     runtime.limits.versions.take(scope.actor.person_id)
     async with request.app[SESSIONS]() as db:
-        document, version = await evidence.create_version(db, scope.actor, body, max_bytes=runtime.max_bytes)
+        document, version = await uploads.create_version(db, scope.actor, body, max_bytes=runtime.max_bytes)
         await db.commit()
         return web.json_response(
             {"document": document.id, "version": version.id, "chunk_size": version.chunk_size}, status=201
@@ -190,13 +190,13 @@ async def list_documents(request: web.Request, scope: VisitScope) -> web.StreamR
     if session is not None and not is_id(session):
         raise not_found("Session")
     async with request.app[SESSIONS]() as db:
-        return web.json_response({"documents": await evidence.list_documents(db, scope.actor, session)})
+        return web.json_response({"documents": await reading.list_documents(db, scope.actor, session)})
 
 
 @routes.get("/api/visits/{visit_id}/pending", action=Action.EVIDENCE_VIEW)
 async def pending(request: web.Request, scope: VisitScope) -> web.StreamResponse:
     async with request.app[SESSIONS]() as db:
-        return web.json_response({"pending": await evidence.pending(db, scope.actor)})
+        return web.json_response({"pending": await sharing.pending(db, scope.actor)})
 
 
 # ---- one version --------------------------------------------------------------------------
@@ -211,10 +211,10 @@ async def put_chunk(request: web.Request, scope: VisitScope) -> web.StreamRespon
     index = _index(request)
     version_id = request.match_info["version_id"]
     async with request.app[SESSIONS]() as db:
-        await evidence.upload_target(db, scope.actor, version_id, index)
+        await uploads.upload_target(db, scope.actor, version_id, index)
     data = await _read_chunk(request, CHUNK_STRIDE)
     async with request.app[SESSIONS]() as db:
-        stored = await evidence.put_chunk(db, request.app[EVIDENCE].store, scope.actor, version_id, index, data)
+        stored = await uploads.put_chunk(db, request.app[EVIDENCE].store, scope.actor, version_id, index, data)
         await db.commit()
     return web.json_response({"index": stored.index, "sha256": b64u(stored.sha256)},
                              status=201 if stored.created else 200)
@@ -223,14 +223,14 @@ async def put_chunk(request: web.Request, scope: VisitScope) -> web.StreamRespon
 @routes.get("/api/versions/{version_id}/upload", action=Action.EVIDENCE_UPLOAD, visit_of=_VERSION)
 async def upload_state(request: web.Request, scope: VisitScope) -> web.StreamResponse:
     async with request.app[SESSIONS]() as db:
-        return web.json_response(await evidence.upload_state(db, scope.actor, request.match_info["version_id"]))
+        return web.json_response(await uploads.upload_state(db, scope.actor, request.match_info["version_id"]))
 
 
 @routes.route("PUT", "/api/versions/{version_id}/keys", action=Action.EVIDENCE_UPLOAD, visit_of=_VERSION)
 async def put_keys(request: web.Request, scope: VisitScope) -> web.StreamResponse:
     body = _validated(evidence.KeysBody, await read_json(request))
     async with request.app[SESSIONS]() as db:
-        keys = await evidence.put_keys(db, scope.actor, request.match_info["version_id"], body)
+        keys = await uploads.put_keys(db, scope.actor, request.match_info["version_id"], body)
         await db.commit()
     return web.json_response({"keys": keys})
 
@@ -239,7 +239,7 @@ async def put_keys(request: web.Request, scope: VisitScope) -> web.StreamRespons
 async def complete(request: web.Request, scope: VisitScope) -> web.StreamResponse:
     body = _validated(evidence.CompleteBody, await read_json(request))
     async with request.app[SESSIONS]() as db:
-        done = await evidence.complete(db, scope.actor, request.match_info["version_id"], body)
+        done = await uploads.complete(db, scope.actor, request.match_info["version_id"], body)
         await db.commit()
     store = request.app[EVIDENCE].store
     for version_id in done.purge:  # after the commit: a failed commit keeps the old ciphertext
@@ -252,7 +252,7 @@ async def complete(request: web.Request, scope: VisitScope) -> web.StreamRespons
 async def content(request: web.Request, scope: VisitScope) -> web.StreamResponse:
     """The ciphertext of every chunk in order (``Range`` supported); audited."""
     async with request.app[SESSIONS]() as db:
-        found = await evidence.open_download(
+        found = await reading.open_download(
             db, scope.actor, request.match_info["version_id"], range_header=request.headers.get("Range")
         )
         await db.commit()
@@ -269,9 +269,9 @@ async def get_chunk(request: web.Request, scope: VisitScope) -> web.StreamRespon
     runtime = request.app[EVIDENCE]
     version_id = request.match_info["version_id"]
     async with request.app[SESSIONS]() as db:
-        found = await evidence.open_download(db, scope.actor, version_id, chunk=index, audit_it=False)
+        found = await reading.open_download(db, scope.actor, version_id, chunk=index, audit_it=False)
         if runtime.audit_chunk_due(scope.actor.person_id, version_id):
-            await evidence.record_download(db, scope.actor, found, chunk=index)
+            await reading.record_download(db, scope.actor, found, chunk=index)
             await db.commit()
     version = found.version
     data = await asyncio.to_thread(
@@ -284,7 +284,7 @@ async def get_chunk(request: web.Request, scope: VisitScope) -> web.StreamRespon
 async def share(request: web.Request, scope: VisitScope) -> web.StreamResponse:
     body = _validated(evidence.ShareBody, await read_json(request))
     async with request.app[SESSIONS]() as db:
-        events = await evidence.share(db, scope.actor, request.match_info["version_id"], body)
+        events = await sharing.share(db, scope.actor, request.match_info["version_id"], body)
         await db.commit()
     await publish(request, *events)
     return web.json_response({"version": request.match_info["version_id"]}, status=201)
@@ -293,5 +293,5 @@ async def share(request: web.Request, scope: VisitScope) -> web.StreamResponse:
 @routes.get("/api/documents/{document_id}/audit", action=Action.EVIDENCE_AUDIT, visit_of=evidence.visit_of_document)
 async def document_audit(request: web.Request, scope: VisitScope) -> web.StreamResponse:
     async with request.app[SESSIONS]() as db:
-        entries = await evidence.document_audit(db, scope.actor, request.match_info["document_id"])
+        entries = await reading.document_audit(db, scope.actor, request.match_info["document_id"])
     return web.json_response({"entries": entries})

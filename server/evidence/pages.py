@@ -46,6 +46,7 @@ async def evidence_page(request: web.Request, scope: VisitScope) -> web.StreamRe
                 "may": {
                     "upload": decide(Action.EVIDENCE_UPLOAD, actor.role),
                     "manage": decide(Action.EVIDENCE_GRANT, actor.role),
+                    "audit": decide(Action.EVIDENCE_AUDIT, actor.role),
                 },
                 "sessions": [
                     {

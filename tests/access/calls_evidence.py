@@ -227,6 +227,7 @@ ROUTE_CALLS: dict[tuple[str, str], Body] = {
     ("GET", "/api/versions/{version_id}/chunks/{index}"): _no_body,
     ("POST", "/api/versions/{version_id}/shares"): _no_body,  # KEYED_BODIES
     ("GET", "/api/documents/{document_id}/audit"): _no_body,
+    ("GET", "/visits/{visit_id}/evidence"): _no_body,  # the evidence room's page
 }
 KEYED_BODIES: dict[tuple[str, str], KeyedBody] = {
     ("PUT", "/api/devices/{device_id}/recovery"): _recovery_body,

@@ -133,7 +133,8 @@ PUBLIC_ROUTES = {
     *calls_booths.PUBLIC_ROUTES,
     *calls_evidence.PUBLIC_ROUTES,
 }
-APP_ROUTES = {"/healthz", "/static/vendor/{name}", "/static/js", "/static/css", "/socket.io/"}
+APP_ROUTES = {"/healthz", "/static/vendor/{name}", "/static/vendor/esm/{name}", "/static/vendor/pdfjs/{kind}/{name}",
+              "/static/js", "/static/css", "/socket.io/"}
 # Placeholders other domains fill: name -> async (env, actor key, session) -> value.
 EXTRA_PLACEHOLDERS = {**calls_calendars.PLACEHOLDERS, **calls_scheduling.PLACEHOLDERS, **calls_booths.PLACEHOLDERS}
 # Placeholders whose value depends on the route (method and path): name -> async (env, actor key,

@@ -95,6 +95,9 @@ def make_handler(world: World) -> type[BaseHTTPRequestHandler]:
                 return None
             if path == "/api/me":
                 return self._send(200, {"id": PERSON, "name": "Focal point"})
+            if path == "/api/me/logins":
+                return self._send(200, {"logins": [{"id": "l" * 22, "via": "invitation", "visit_id": VISIT,
+                                                    "current": True}]})
             if path == f"/api/visits/{VISIT}/keys":
                 return self._send(200, {"people": world.people, "statements": []})
             if path == f"/api/visits/{VISIT}/documents":
@@ -162,8 +165,9 @@ def make_handler(world: World) -> type[BaseHTTPRequestHandler]:
                     return self._error(503, "unavailable", "Storage is busy.")
                 if index in v.data and v.data[index] != body:
                     return self._error(409, "conflict", "Other bytes are stored for this chunk.")
+                status = 200 if index in v.data else 201
                 v.data[index] = body
-                return self._send(200, {"index": index, "sha256": b64u(hashlib.sha256(body).digest())})
+                return self._send(status, {"index": index, "sha256": b64u(hashlib.sha256(body).digest())})
             value = json.loads(body)
             if m.group(2) == "keys":
                 v.keys = {k["device"]: k["wrapped"] for k in value["keys"]}

@@ -61,8 +61,8 @@ def test_parse_link() -> None:
                                                                               "AbC-12_x")
     assert parse_link("http://127.0.0.1:8080/api/device-links/tok") == Link("http://127.0.0.1:8080", "device-link",
                                                                              "tok")
-    assert parse_link("https://p.example/device-links/tok/").kind == "device-link"
-    for bad in ("ftp://p.example/invite/x", "https://p.example/visits/x", "invite/x", "https:///invite/x",
+    assert parse_link("https://p.example/api/device-links/tok/").kind == "device-link"
+    for bad in ("https://p.example/device-links/tok", "ftp://p.example/invite/x", "https://p.example/visits/x", "invite/x", "https:///invite/x",
                 "https://p.example/invite/x/y"):
         with pytest.raises(UsageError):
             parse_link(bad)

@@ -220,6 +220,27 @@ async def test_static_files_stay_in_their_directories(server: LiveServer) -> Non
                 assert "[project]" not in await r.text()
 
 
+async def test_pdfjs_data_files_are_served_and_nothing_else(server: LiveServer) -> None:
+    """pdf.js's worker fetches its standard fonts, CMaps and JavaScript image decoders
+    from Parley; the WebAssembly builds (which the CSP would not compile) and anything
+    outside those folders are 404."""
+    async with http_client(server, None) as http:
+        for path, kind in (("/static/vendor/pdfjs/fonts/LiberationSans-Regular.ttf", None),
+                           ("/static/vendor/pdfjs/fonts/FoxitSerif.pfb", None),
+                           ("/static/vendor/pdfjs/cmaps/UniJIS-UTF16-H.bcmap", None),
+                           ("/static/vendor/pdfjs/wasm/openjpeg_nowasm_fallback.js", "javascript")):
+            async with http.get(path) as r:
+                assert r.status == 200, path
+                assert len(await r.read()) > 1000
+                if kind:
+                    assert kind in r.content_type, (path, r.content_type)
+        for path in ("/static/vendor/pdfjs/wasm/openjpeg.wasm", "/static/vendor/pdfjs/fonts/LICENSE_FOXIT",
+                     "/static/vendor/pdfjs/fonts/..%2f..%2f..%2f..%2fpyproject.toml",
+                     "/static/vendor/pdfjs/build/pdf.mjs", "/static/vendor/pdfjs/iccs/LICENSE"):
+            async with http.get(path) as r:
+                assert r.status == 404, (path, r.status)
+
+
 async def test_nul_bytes_are_refused_not_crashed_on(server: LiveServer, world: World) -> None:
     """PostgreSQL refuses NUL in text: such input must be a clean 4xx / error ack, never a 500."""
     sec = await login(server, world.members["secretariat"].invite_token)

@@ -1,0 +1,352 @@
+"""Uploads: a new version, its chunks (durable before they are acknowledged), its
+wrapped keys, and completion against the signed manifest (docs/evidence.md)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.access.guard import Actor
+from server.access.roles import Role
+from server.agenda.models import AgendaItem, AgendaSession
+from server.audit import service as audit
+from server.core.clock import utcnow
+from server.core.errors import conflict, forbidden, invalid, not_found, too_large
+from server.core.events import DomainEvent
+from server.evidence import formats
+from server.evidence.blobs import BlobStore
+from server.evidence.checks import (
+    MANIFEST_FIELDS,
+    check_entitled,
+    check_secretariat,
+    hash_list,
+    int_field,
+    live_device_counts,
+    recipient_devices,
+    signed_body,
+    str_field,
+)
+from server.evidence.formats import CHUNK_SIZE, WRAPPED_BYTES, b64u
+from server.evidence.models import (
+    Device,
+    Document,
+    DocumentVersion,
+    VersionChunk,
+    WrappedKey,
+)
+from server.evidence.service import (
+    CompleteBody,
+    EvidenceShared,
+    KeyEntry,
+    KeysBody,
+    NewVersion,
+    b64u_field,
+    check_geometry,
+    chunk_length,
+    find_version,
+    members,
+    meta_field,
+    session_of,
+)
+from server.people.models import Membership
+
+
+async def own_upload(db: AsyncSession, actor: Actor, version_id: str) -> tuple[DocumentVersion, Document]:
+    """A version the actor is uploading (someone else's upload does not exist for them)."""
+    version, document = await find_version(db, actor.visit_id, version_id)
+    if version.uploader_person_id != actor.person_id:
+        raise not_found("Document version")
+    return version, document
+
+
+def open_upload(version: DocumentVersion) -> None:
+    if version.complete:
+        raise conflict("This version is complete; start a new version to change it.")
+
+
+# ---- upload -------------------------------------------------------------------------------
+
+
+async def create_version(
+    db: AsyncSession, actor: Actor, body: NewVersion, *, max_bytes: int
+) -> tuple[Document, DocumentVersion]:
+    """A new document (or a new version of one): its id binds all its cryptography."""
+    if body.size > max_bytes:
+        raise too_large(f"size: a document version may have at most {max_bytes} bytes of ciphertext.")
+    check_geometry(body.chunks, body.size)
+    meta = meta_field(body.meta) if body.meta is not None else None
+    if body.document is not None:
+        document = await db.get(Document, body.document)
+        if document is None or document.visit_id != actor.visit_id:
+            raise not_found("Document")
+        session = await session_of(db, document)
+        if body.session not in (None, document.session_id) or body.item not in (None, document.item_id):
+            raise invalid("session, item: a new version keeps its document's session and item.")
+        await may_add_version(db, actor, document, session)
+    else:
+        if body.rekey:
+            raise invalid("rekey: only for a new version of an existing document.")
+        session, item_id = await placement(db, actor, body.session, body.item)
+        document = Document(
+            visit_id=actor.visit_id, session_id=session.id if session else None, item_id=item_id,
+            articles=list(dict.fromkeys(a.strip() for a in body.articles)), uploader_person_id=actor.person_id,
+            created_at=utcnow(),
+        )
+        db.add(document)
+        await db.flush()
+    version = DocumentVersion(
+        document_id=document.id, uploader_person_id=actor.person_id, created_at=utcnow(), chunk_size=CHUNK_SIZE,
+        chunks=body.chunks, size=body.size, meta=meta, rekey=body.rekey,
+    )
+    db.add(version)
+    await db.flush()
+    return document, version
+
+
+async def placement(
+    db: AsyncSession, actor: Actor, session_id: str | None, item_id: str | None
+) -> tuple[AgendaSession | None, str | None]:
+    session = None
+    if item_id is not None:
+        item = await db.get(AgendaItem, item_id)
+        if item is None:
+            raise not_found("Agenda item")
+        if session_id is not None and item.session_id != session_id:
+            raise invalid("item: not an item of that session.")
+        session_id = item.session_id
+    if session_id is not None:
+        session = await db.get(AgendaSession, session_id)
+        if session is None or session.visit_id != actor.visit_id or session.cancelled_at is not None:
+            raise not_found("Session")
+        me = (await members(db, actor.visit_id, session)).get(actor.person_id)
+        if me is None or not me.sees_session:
+            raise not_found("Session")
+    return session, item_id
+
+
+async def may_add_version(db: AsyncSession, actor: Actor, document: Document, session: AgendaSession | None) -> None:
+    """The document's uploader, their delegation, or the secretariat add versions."""
+    me = (await members(db, actor.visit_id, session)).get(actor.person_id)
+    if me is None or not me.sees_session:
+        raise not_found("Document")
+    if actor.role == Role.SECRETARIAT or document.uploader_person_id == actor.person_id:
+        return
+    uploader = await db.execute(
+        select(Membership.delegation_id).where(
+            Membership.visit_id == document.visit_id, Membership.person_id == document.uploader_person_id
+        )
+    )
+    if me.delegation_id is None or uploader.scalar_one_or_none() != me.delegation_id:
+        raise forbidden("Only the uploader's delegation or the secretariat add versions of this document.")
+
+
+async def upload_target(db: AsyncSession, actor: Actor, version_id: str, index: int) -> int:
+    """Before reading a chunk's body: the bytes chunk ``index`` must have."""
+    version, _ = await own_upload(db, actor, version_id)
+    open_upload(version)
+    if index >= version.chunks:
+        raise invalid(f"index: this version has {version.chunks} chunks (0 to {version.chunks - 1}).")
+    return chunk_length(version, index)
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    index: int
+    sha256: bytes
+    created: bool
+
+
+async def put_chunk(
+    db: AsyncSession, store: BlobStore, actor: Actor, version_id: str, index: int, data: bytes
+) -> StoredChunk:
+    """Store one chunk: its row first (flushed, so a racing different write conflicts),
+    then its bytes, durable on disk before this returns; the caller commits."""
+    version, _ = await own_upload(db, actor, version_id)
+    open_upload(version)
+    if index >= version.chunks:
+        raise invalid(f"index: this version has {version.chunks} chunks (0 to {version.chunks - 1}).")
+    if len(data) != chunk_length(version, index):
+        raise invalid(f"body: chunk {index} must be {chunk_length(version, index)} bytes of ciphertext.")
+    digest = formats.sha256(data)
+    stored = await db.get(VersionChunk, (version.id, index))
+    if stored is not None:
+        if stored.sha256 != digest:
+            raise conflict(f"Chunk {index} is already stored with other bytes.")
+        return StoredChunk(index, digest, False)
+    db.add(VersionChunk(version_id=version.id, index=index, sha256=digest, size=len(data)))
+    try:
+        await db.flush()
+    except IntegrityError:
+        # The same chunk arrived concurrently and its writer committed first.
+        await db.rollback()
+        stored = await db.get(VersionChunk, (version.id, index))
+        if stored is None or stored.sha256 != digest:
+            raise conflict(f"Chunk {index} is already stored with other bytes.") from None
+        return StoredChunk(index, digest, False)
+    await asyncio.to_thread(store.put_chunk, version.id, index, data, size=version.size)
+    return StoredChunk(index, digest, True)
+
+
+async def upload_state(db: AsyncSession, actor: Actor, version_id: str) -> dict[str, Any]:
+    version, _ = await own_upload(db, actor, version_id)
+    chunks = (
+        await db.execute(select(VersionChunk).where(VersionChunk.version_id == version.id).order_by(VersionChunk.index))
+    ).scalars()
+    keys = (
+        await db.execute(select(WrappedKey.device_id).where(WrappedKey.version_id == version.id)
+                         .order_by(WrappedKey.device_id))
+    ).scalars()
+    return {
+        "document": version.document_id,
+        "version": version.id,
+        "chunk_size": version.chunk_size,
+        "chunks_total": version.chunks,
+        "size": version.size,
+        "chunks": {str(c.index): b64u(c.sha256) for c in chunks},
+        "keys": list(keys),
+        "complete": version.complete,
+    }
+
+
+async def key_rows(db: AsyncSession, entries: Sequence[KeyEntry]) -> dict[str, tuple[Device, bytes]]:
+    out: dict[str, tuple[Device, bytes]] = {}
+    for entry in entries:
+        if entry.device in out:
+            raise invalid(f"keys: device {entry.device} is named twice.")
+        wrapped = b64u_field(entry.wrapped, f"keys.{entry.device}.wrapped", length=WRAPPED_BYTES)
+        device = await db.get(Device, entry.device)
+        if device is None:
+            raise not_found(f"Device {entry.device}")
+        if device.revoked_at is not None:
+            raise conflict(f"Device {entry.device} was revoked.")
+        out[device.id] = (device, wrapped)
+    return out
+
+
+async def put_keys(db: AsyncSession, actor: Actor, version_id: str, body: KeysBody) -> list[str]:
+    """Add or replace wrapped keys of an upload (who may receive is checked on completion)."""
+    version, _ = await own_upload(db, actor, version_id)
+    open_upload(version)
+    rows = await key_rows(db, body.keys)
+    existing = {
+        k.device_id: k
+        for k in (await db.execute(select(WrappedKey).where(WrappedKey.version_id == version.id))).scalars()
+    }
+    for device_id, (_, wrapped) in rows.items():
+        if device_id in existing:
+            existing[device_id].wrapped = wrapped
+        else:
+            db.add(WrappedKey(version_id=version.id, device_id=device_id, wrapped=wrapped, created_at=utcnow()))
+    await db.flush()
+    return sorted(set(existing) | set(rows))
+
+
+
+
+@dataclass
+class Completed:
+    document: Document
+    version: DocumentVersion
+    events: list[DomainEvent]
+    purge: list[str]  # versions whose ciphertext the transport deletes after the commit
+
+
+async def complete(db: AsyncSession, actor: Actor, version_id: str, body: CompleteBody) -> Completed:
+    """Check the signed manifest against everything stored, then publish the version."""
+    version, document = await own_upload(db, actor, version_id)
+    if version.complete:
+        if version.manifest == body.manifest and b64u(version.signature or b"") == body.signature:
+            return Completed(document, version, [], [])  # a retried completion
+        raise conflict("This version is already complete.")
+    signature = b64u_field(body.signature, "signature", length=64)
+    m = signed_body(body.manifest, "manifest", MANIFEST_FIELDS, formats.MANIFEST_LABEL)
+    for name, expected in (("visit", document.visit_id), ("document", document.id), ("version", version.id)):
+        if m[name] != expected:
+            raise invalid(f"manifest: {name} must be {expected}.")
+    for name, expected_int in (("chunk_size", version.chunk_size), ("chunks", version.chunks), ("size", version.size)):
+        if int_field(m[name], f"manifest: {name}") != expected_int:
+            raise invalid(f"manifest: {name} must be {expected_int}, as this version was created.")
+    hashes = hash_list(m["chunk_hashes"], version.chunks)
+    stored = {
+        c.index: c.sha256
+        for c in (await db.execute(select(VersionChunk).where(VersionChunk.version_id == version.id))).scalars()
+    }
+    missing = [i for i in range(version.chunks) if i not in stored]
+    if missing:
+        raise conflict(f"Chunks not uploaded yet: {', '.join(map(str, missing[:20]))}.")
+    for i, h in enumerate(hashes):
+        if stored[i] != h:
+            raise conflict(f"manifest: chunk_hashes[{i}] is not the hash of the stored chunk {i}.")
+    meta = meta_field(body.meta) if body.meta is not None else version.meta
+    if meta is None:
+        raise invalid("meta: send the sealed metadata record with the completion.")
+    if b64u_field(str_field(m["meta_hash"], "manifest: meta_hash"), "manifest: meta_hash", length=32) != formats.sha256(meta):
+        raise conflict("manifest: meta_hash is not the hash of the stored metadata record.")
+    b64u_field(str_field(m["commit"], "manifest: commit"), "manifest: commit", length=32)
+    uploader = await db.get(Device, str_field(m["uploader"], "manifest: uploader"))
+    if uploader is None or uploader.person_id != actor.person_id:
+        raise forbidden("manifest: uploader must be one of your own devices.")
+    if uploader.revoked_at is not None:
+        raise conflict("manifest: the uploading device was revoked.")
+    if m["uploader_fp"] != b64u(uploader.fingerprint):
+        raise invalid("manifest: uploader_fp is not the uploading device's fingerprint.")
+    recipients = await recipient_devices(db, m["recipients"], "manifest: recipients")
+    if uploader.id not in {d.id for d in recipients}:
+        raise invalid("manifest: recipients must hold the uploading device.")
+    keyed = set((await db.execute(select(WrappedKey.device_id).where(WrappedKey.version_id == version.id))).scalars())
+    named = {d.id for d in recipients}
+    if named - keyed:
+        raise conflict(f"manifest: no wrapped key for recipient {sorted(named - keyed)[0]}; send the keys first.")
+    if keyed - named:
+        raise conflict(f"Device {sorted(keyed - named)[0]} has a wrapped key but is not among the recipients.")
+    session = await session_of(db, document)
+    people = await members(db, document.visit_id, session)
+    check_entitled(recipients, people, actor.role)
+    check_secretariat(recipients, people, await live_device_counts(
+        db, [p.person_id for p in people.values() if p.role == Role.SECRETARIAT]))
+    if not formats.verify_signature(uploader.sig_alg, uploader.sig_pub, body.manifest.encode("ascii"), signature):
+        raise invalid("signature: does not verify with the uploading device's key.")
+
+    now = utcnow()
+    version.meta = meta
+    version.manifest = body.manifest
+    version.signature = signature
+    version.uploader_device_id = uploader.id
+    version.completed_at = now
+    if document.uploader_device_id is None:
+        document.uploader_device_id = uploader.id
+    older = list(
+        (
+            await db.execute(
+                select(DocumentVersion).where(
+                    DocumentVersion.document_id == document.id, DocumentVersion.id != version.id,
+                    DocumentVersion.completed_at.is_not(None),
+                )
+            )
+        ).scalars()
+    )
+    purge: list[str] = []
+    for old in older:
+        if old.replaced_at is None:
+            old.replaced_at = now
+        if version.rekey and old.purged_at is None:
+            old.purged_at = now
+            purge.append(old.id)
+    if purge:
+        await db.execute(delete(WrappedKey).where(WrappedKey.version_id.in_(purge)))
+        await db.execute(delete(VersionChunk).where(VersionChunk.version_id.in_(purge)))
+    await db.flush()
+    await audit.record(
+        db, "evidence.uploaded", actor_person_id=actor.person_id, visit_id=document.visit_id, subject=document.id,
+        data={"version": version.id, "chunks": version.chunks, "size": version.size, "session": document.session_id,
+              "uploader": uploader.id, "recipients": sorted(named), "rekey": version.rekey, "purged": purge},
+    )
+    audience = tuple(sorted({people[d.person_id].membership_id for d in recipients}))
+    event = EvidenceShared(document.visit_id, document.id, version.id, document.session_id, audience)
+    return Completed(document, version, [event], purge)
