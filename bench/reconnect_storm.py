@@ -70,6 +70,7 @@ from sio_client import RawSioClient, SioError
 ROOT = Path(__file__).resolve().parents[1]
 CONNECT_CONCURRENCY = 25
 ACK_TIMEOUT = 8.0  # client_web/js/room.js ACK_TIMEOUT_MS
+JOIN_ACK_TIMEOUT = 30.0  # client_web/js/room_connection.js JOIN_ACK_TIMEOUT_MS
 GAP_GRACE = 0.3  # room.js GAP_GRACE_MS
 CONNECT_TIMEOUT = 20.0  # socket.io-client's default
 TARGET_SECONDS = 10.0
@@ -274,7 +275,12 @@ class Member:
                 p.join_errors.append(str(code))
                 if not retry:
                     raise RuntimeError(f"room.join failed: {ack}")
-                # room.js shows the error and does not join again until the next
+                if code == "unavailable":
+                    # room_connection.js: join again after retry_after x (1 + random).
+                    retry_after = float(ack["error"].get("retry_after") or 1.0)
+                    await asyncio.sleep(retry_after * (1 + random.random()))
+                    continue
+                # room.js shows any other error and does not join again until the next
                 # reconnect; this client asks again after a second (counted).
                 await asyncio.sleep(1.0)
                 continue
@@ -358,7 +364,7 @@ class StormWorker:
         self.stopping = False
         self.backoff = (1.0, 2.0, 0.5, 30.0)
         self.writer_retry = 0.25
-        self.join_timeout = ACK_TIMEOUT
+        self.join_timeout = JOIN_ACK_TIMEOUT
         self.writing = False
         self.write_tasks: list[asyncio.Task[None]] = []
         self.deliveries: set[asyncio.Task[None]] = set()
@@ -995,8 +1001,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backoff-base", type=float, default=1.0, help="first reconnect delay (s, default 1)")
     parser.add_argument("--backoff-max", type=float, default=30.0, help="reconnect delay cap (s, default 30)")
     parser.add_argument("--jitter", type=float, default=0.5, help="randomisation factor (default 0.5)")
-    parser.add_argument("--join-timeout", type=float, default=ACK_TIMEOUT,
-                        help=f"room.join ack time-out before joining again (s, default {ACK_TIMEOUT:g} as room.js)")
+    parser.add_argument("--join-timeout", type=float, default=JOIN_ACK_TIMEOUT,
+                        help=f"room.join ack time-out before joining again (s, default {JOIN_ACK_TIMEOUT:g} as room.js)")
     parser.add_argument("--steady", type=float, default=2.0, help="writing before the stop (s)")
     parser.add_argument("--after", type=float, default=2.0, help="writing after all caught up (s)")
     parser.add_argument("--poll", type=float, default=0.1, help="database/client poll interval (s)")

@@ -25,6 +25,10 @@ import { io } from "/static/vendor/socket.io.esm.min.js";
 import { RoomState } from "./room_state.js";
 
 const ACK_TIMEOUT_MS = 8000;
+// A join on a live connection is answered, however busy the server is (after a restart
+// a thousand people re-join at once): sending it again meanwhile only doubles the work
+// that delays the answer. Waited for longer; a dropped connection ends the wait anyway.
+const JOIN_ACK_TIMEOUT_MS = 30000;
 const MAX_ATTEMPTS = 6;
 const GAP_GRACE_MS = 300;
 // Reconnection: exponential back-off from 1 s to 30 s, each delay jittered by ±50 %,
@@ -103,9 +107,9 @@ export function connectRoom({ sessionId, strings, feedback, hooks }) {
     for (const resolve of waiters) resolve();
   }
 
-  async function ask(event, payload) {
+  async function ask(event, payload, timeoutMs = ACK_TIMEOUT_MS) {
     // Rejects when no acknowledgement arrives in time or the connection drops.
-    return socket.timeout(ACK_TIMEOUT_MS).emitWithAck(event, payload);
+    return socket.timeout(timeoutMs).emitWithAck(event, payload);
   }
 
   /** Send a command; resend with the same idempotency key until acknowledged. */
@@ -168,13 +172,21 @@ export function connectRoom({ sessionId, strings, feedback, hooks }) {
     if (state) payload.since = state.seq;
     let ack;
     try {
-      ack = await ask("room.join", payload);
+      ack = await ask("room.join", payload, JOIN_ACK_TIMEOUT_MS);
     } catch {
       catchingUp = false;
       if (socket.connected) window.setTimeout(join, 1000);
       return;
     }
     catchingUp = false;
+    if (ack.error && ack.error.code === "unavailable") {
+      // Overloaded for now: join again after the time the server names, spread out so
+      // that everyone told to wait does not come back in the same instant.
+      const wait = (ack.error.retry_after || 1) * (1 + Math.random());
+      feedback.wait(wait);
+      window.setTimeout(join, wait * 1000);
+      return;
+    }
     if (ack.error) {
       feedback.error(ack.error.message);
       feedback.status("connected", "error");

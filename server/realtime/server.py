@@ -46,6 +46,7 @@ from server.people.models import LoginSession
 from server.realtime.engine import LeanServer
 from server.realtime.manager import make_client_manager
 from server.realtime.names import person_room, room_name
+from server.realtime.packets import TextPacket
 from server.realtime.registry import RESERVED, Call, EventSpec, Kind, Link, load_all
 from server.room.maintenance import conn_id
 from server.services import Services
@@ -218,6 +219,7 @@ class Realtime:
             client_manager = make_client_manager(self.settings, on_gap=self.on_gap)
         self.sio = GuardedServer(
             async_mode="aiohttp",
+            serializer=TextPacket,
             cors_allowed_origins=list(self.settings.allowed_origins),
             client_manager=client_manager,
             max_http_buffer_size=64 * 1024,
