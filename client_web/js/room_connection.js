@@ -183,7 +183,7 @@ export function connectRoom({ sessionId, strings, feedback, hooks }) {
       // Overloaded for now: join again after the time the server names, spread out so
       // that everyone told to wait does not come back in the same instant.
       const wait = (ack.error.retry_after || 1) * (1 + Math.random());
-      feedback.wait(wait);
+      feedback.error(ack.error.message);
       window.setTimeout(join, wait * 1000);
       return;
     }
@@ -198,6 +198,7 @@ export function connectRoom({ sessionId, strings, feedback, hooks }) {
       hooks.waiting(false);
       return;
     }
+    feedback.clearError(); // e.g. an earlier "busy, joining again" answer
     // What this person may do comes with every join (the policy's answer now), not only
     // with the page: a chair or access change shows the right controls after re-joining.
     hooks.joined(ack);

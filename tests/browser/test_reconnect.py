@@ -4,10 +4,14 @@ is delivered once."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from playwright.async_api import Browser, expect
 
 from server.config import Settings
+from server.room import log as room_log
+from server.web.keys import ROOMS
 from tests.browser.conftest import close_tabs, new_tab
 from tests.conftest import start_server
 from tests.fixtures.world import World
@@ -66,6 +70,31 @@ async def test_rooms_survive_a_server_restart(browser: Browser, settings: Settin
         await expert.connected()
         await expect(expert.page.locator("#chat-log .chat-text")).to_have_text(texts)
         assert texts == ["Before the restart", "Typed during the outage", "After the restart"]
+    finally:
+        await close_tabs(tabs)
+        await runner.cleanup()
+
+
+async def test_a_join_told_the_room_is_busy_joins_again_by_itself(
+    browser: Browser, settings: Settings, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A join answered `unavailable` (here: the room's lock held past the wait) is sent
+    again by the page after `retry_after`, without a reload or a click."""
+    monkeypatch.setattr(room_log, "LOCK_WAIT_SECONDS", 0.3)
+    live, runner = await start_server(settings)
+    tabs = []
+    try:
+        expert = await new_tab(browser, "expert", live.url)
+        tabs = [expert]
+        await expert.join(f"{live.url}/invite/{world.members['expert'].invite_token}")
+        locks = runner.app[ROOMS].log.locks
+        async with locks.hold(world.sessions["open"]):  # a stalled holder of this room
+            await expert.page.get_by_role("link", name=OPEN, exact=True).click()
+            await expect(expert.page.locator("#room-error")).to_contain_text("busy")
+            await asyncio.sleep(1.0)  # answered "unavailable" at least once more meanwhile
+            await expect(expert.page.locator("#presence > li")).to_have_count(0)  # not in the room
+        await expect(expert.page.locator("#presence > li")).to_have_count(1, timeout=10_000)
+        await expect(expert.page.locator("#room-error")).to_be_hidden()
     finally:
         await close_tabs(tabs)
         await runner.cleanup()
