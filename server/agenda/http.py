@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from aiohttp import web
-from pydantic import ValidationError
 
 from server.access.guard import SessionScope
 from server.access.policy import Action
 from server.agenda import manage
 from server.agenda.models import AgendaSession
-from server.core.errors import invalid, not_found
-from server.web.bodies import read_json
+from server.core.errors import not_found
+from server.web.bodies import read_json, validated
 from server.web.bus import publish
 from server.web.keys import SESSIONS
 from server.web.routing import RouteTable
@@ -22,12 +21,7 @@ routes = RouteTable()
 async def change_session_api(request: web.Request, scope: SessionScope) -> web.StreamResponse:
     """Secretariat: change access, admission or chair. Body: SessionChanges (JSON).
     The session's room is emptied so everyone re-joins under the new rules."""
-    body = await read_json(request)
-    try:
-        changes = manage.SessionChanges.model_validate(body)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise invalid(f"{'.'.join(str(p) for p in first['loc']) or 'body'}: {first['msg']}") from None
+    changes = validated(manage.SessionChanges, await read_json(request))
     async with request.app[SESSIONS]() as db:
         session = await db.get(AgendaSession, scope.session.id)
         if session is None:

@@ -9,10 +9,9 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
 
 from server.access.guard import VisitScope
 from server.access.policy import Action
@@ -21,21 +20,13 @@ from server.core.errors import DomainError, invalid
 from server.core.i18n import pick_language
 from server.people.models import Person
 from server.visits import service as visits
-from server.web.bodies import Fields, read_fields, read_json
+from server.web.bodies import Fields, read_fields, read_json, validated
 from server.web.keys import BUS, SESSIONS, SETTINGS
 from server.web.routing import RouteTable
 from server.web.templating import render
 
 routes = RouteTable()
-M = TypeVar("M", bound=BaseModel)
 
-
-def _validated(model: type[M], body: Any) -> M:
-    try:
-        return model.model_validate(body)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise invalid(f"{'.'.join(str(p) for p in first['loc']) or 'body'}: {first['msg']}") from None
 
 
 def _booth_id(request: web.Request) -> str:
@@ -55,7 +46,7 @@ async def list_api(request: web.Request, scope: VisitScope) -> web.StreamRespons
 @routes.post("/api/visits/{visit_id}/booths", action=Action.BOOTHS_MANAGE)
 async def create_api(request: web.Request, scope: VisitScope) -> web.StreamResponse:
     """Body: ``{"language": "<BCP 47>", "interpreters": [membership ids]}`` (0 to 2)."""
-    body = _validated(booths.BoothCreate, await read_json(request))
+    body = validated(booths.BoothCreate, await read_json(request))
     async with request.app[SESSIONS]() as db:
         booth = await booths.create_booth(
             db, scope.visit.id, body.language, body.interpreters, actor_person_id=scope.actor.person_id
@@ -68,7 +59,7 @@ async def create_api(request: web.Request, scope: VisitScope) -> web.StreamRespo
 @routes.route("PATCH", "/api/visits/{visit_id}/booths/{booth_id}", action=Action.BOOTHS_MANAGE)
 async def change_api(request: web.Request, scope: VisitScope) -> web.StreamResponse:
     """Body: any of ``language``, ``interpreters`` (1 or 2 membership ids), ``active``."""
-    changes = _validated(booths.BoothChange, await read_json(request))
+    changes = validated(booths.BoothChange, await read_json(request))
     async with request.app[SESSIONS]() as db:
         booth = await booths.change_booth(
             db, scope.visit.id, _booth_id(request), changes, actor_person_id=scope.actor.person_id
@@ -178,7 +169,7 @@ async def change_page(request: web.Request, scope: VisitScope) -> web.StreamResp
         chosen = _interpreters(fields)
         if not chosen:
             raise invalid("interpreters: choose one or two interpreters.")
-        changes = _validated(booths.BoothChange, {"language": language, "interpreters": chosen})
+        changes = validated(booths.BoothChange, {"language": language, "interpreters": chosen})
         await booths.change_booth(db, scope.visit.id, _booth_id(request), changes,
                                   actor_person_id=scope.actor.person_id)
 

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
 
 from server.access.guard import PersonScope, VisitScope
 from server.access.policy import Action
@@ -30,23 +29,15 @@ from server.evidence import service as evidence
 from server.evidence.formats import CHUNK_STRIDE, b64u
 from server.people.logins import INVITATION, primary_login
 from server.web.auth import cookie_tokens, current_logins, set_login_cookie
-from server.web.bodies import read_json
+from server.web.bodies import read_json, validated
 from server.web.bus import publish
 from server.web.keys import EVIDENCE, SESSIONS, SETTINGS
 from server.web.routing import RouteTable
 
 routes = RouteTable()
-M = TypeVar("M", bound=BaseModel)
 _INDEX = re.compile(r"[0-9]{1,9}")
 _READ_PIECE = 64 * 1024
 
-
-def _validated(model: type[M], body: Any) -> M:
-    try:
-        return model.model_validate(body)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise invalid(f"{'.'.join(str(p) for p in first['loc']) or 'body'}: {first['msg']}") from None
 
 
 def _index(request: web.Request) -> int:
@@ -78,7 +69,7 @@ async def _read_chunk(request: web.Request, limit: int) -> bytes:
 @routes.post("/api/devices", action=Action.DEVICES_MANAGE)
 async def create_device(request: web.Request, scope: PersonScope) -> web.StreamResponse:
     """Register a device of the signed-in person: ``{label, sig_alg, sig_pub, enc_pub}``."""
-    body = _validated(devices.NewDevice, await read_json(request))
+    body = validated(devices.NewDevice, await read_json(request))
     request.app[EVIDENCE].limits.devices.take(scope.person.id)
     async with request.app[SESSIONS]() as db:
         device = await devices.create_device(db, scope.person, body)
@@ -97,7 +88,7 @@ async def revoke_device(request: web.Request, scope: PersonScope) -> web.StreamR
 
 @routes.route("PUT", "/api/devices/{device_id}/recovery", action=Action.DEVICES_MANAGE)
 async def put_recovery(request: web.Request, scope: PersonScope) -> web.StreamResponse:
-    body = _validated(devices.Recovery, await read_json(request))
+    body = validated(devices.Recovery, await read_json(request))
     async with request.app[SESSIONS]() as db:
         blob = await devices.put_recovery(db, _persons(scope), request.match_info["device_id"], body)
         await db.commit()
@@ -119,7 +110,7 @@ async def my_recovery(request: web.Request, scope: PersonScope) -> web.StreamRes
 @routes.post("/api/statements", action=Action.DEVICES_MANAGE)
 async def add_statement(request: web.Request, scope: PersonScope) -> web.StreamResponse:
     """``{kind, body, signature}``: 201 with the stored statement (200 if it was already)."""
-    body = _validated(devices.NewStatement, await read_json(request))
+    body = validated(devices.NewStatement, await read_json(request))
     request.app[EVIDENCE].limits.statements.take(scope.person.id)
     async with request.app[SESSIONS]() as db:
         statement, created = await devices.add_statement(db, _persons(scope), body)
@@ -173,7 +164,7 @@ async def visit_keys(request: web.Request, scope: VisitScope) -> web.StreamRespo
 @routes.post("/api/visits/{visit_id}/documents", action=Action.EVIDENCE_UPLOAD)
 async def create_version(request: web.Request, scope: VisitScope) -> web.StreamResponse:
     """Start a document (or a new version of one): 201 ``{document, version, chunk_size}``."""
-    body = _validated(evidence.NewVersion, await read_json(request))
+    body = validated(evidence.NewVersion, await read_json(request))
     runtime = request.app[EVIDENCE]
     runtime.limits.versions.take(scope.actor.person_id)
     async with request.app[SESSIONS]() as db:
@@ -228,7 +219,7 @@ async def upload_state(request: web.Request, scope: VisitScope) -> web.StreamRes
 
 @routes.route("PUT", "/api/versions/{version_id}/keys", action=Action.EVIDENCE_UPLOAD, visit_of=_VERSION)
 async def put_keys(request: web.Request, scope: VisitScope) -> web.StreamResponse:
-    body = _validated(evidence.KeysBody, await read_json(request))
+    body = validated(evidence.KeysBody, await read_json(request))
     async with request.app[SESSIONS]() as db:
         keys = await uploads.put_keys(db, scope.actor, request.match_info["version_id"], body)
         await db.commit()
@@ -237,7 +228,7 @@ async def put_keys(request: web.Request, scope: VisitScope) -> web.StreamRespons
 
 @routes.post("/api/versions/{version_id}/complete", action=Action.EVIDENCE_UPLOAD, visit_of=_VERSION)
 async def complete(request: web.Request, scope: VisitScope) -> web.StreamResponse:
-    body = _validated(evidence.CompleteBody, await read_json(request))
+    body = validated(evidence.CompleteBody, await read_json(request))
     async with request.app[SESSIONS]() as db:
         done = await uploads.complete(db, scope.actor, request.match_info["version_id"], body)
         await db.commit()
@@ -282,7 +273,7 @@ async def get_chunk(request: web.Request, scope: VisitScope) -> web.StreamRespon
 
 @routes.post("/api/versions/{version_id}/shares", action=Action.EVIDENCE_SHARE, visit_of=_VERSION)
 async def share(request: web.Request, scope: VisitScope) -> web.StreamResponse:
-    body = _validated(evidence.ShareBody, await read_json(request))
+    body = validated(evidence.ShareBody, await read_json(request))
     async with request.app[SESSIONS]() as db:
         events = await sharing.share(db, scope.actor, request.match_info["version_id"], body)
         await db.commit()

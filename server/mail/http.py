@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from server.access.guard import SessionScope
 from server.access.policy import Action
@@ -16,7 +16,7 @@ from server.core.ids import is_id
 from server.mail import service as mail
 from server.mail.smtp import smtp_config
 from server.people.models import Person
-from server.web.bodies import read_json
+from server.web.bodies import read_json, validated
 from server.web.keys import SESSIONS, SETTINGS
 from server.web.routing import RouteTable
 from server.web.templating import render
@@ -96,12 +96,7 @@ class SendRequest(BaseModel):
 @routes.post("/api/sessions/{session_id}/invitation-email/send", action=Action.SESSION_MANAGE)
 async def send_api(request: web.Request, scope: SessionScope) -> web.StreamResponse:
     """``{membership_id, dry_run?}`` -> ``{sent, to, subject, message_id}``; 409 when sending is off."""
-    try:
-        body = SendRequest.model_validate(await read_json(request))
-    except ValidationError as err:
-        first = err.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "body"
-        raise invalid(f"{field}: {first['msg']}.") from None
+    body = validated(SendRequest, await read_json(request))
     settings = request.app[SETTINGS]
     config = smtp_config(settings)
     email = await _compose(request, scope, body.membership_id)

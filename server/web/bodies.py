@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 import re
 from itertools import accumulate
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 from aiohttp import web
 from multidict import MultiDict, MultiDictProxy
+from pydantic import BaseModel, ValidationError
 
 from server.core.errors import invalid
 
@@ -133,3 +134,16 @@ async def read_fields(request: web.Request) -> Fields:
         return out
     form = await read_form(request)
     return {key: [str(v) for v in form.getall(key)] for key in set(form.keys())}
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validated(model: type[M], body: Any) -> M:
+    """``body`` as ``model``, or ``invalid`` naming the first field that is wrong
+    (``"items.0.title: Field required"``)."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise invalid(f"{'.'.join(str(p) for p in first['loc']) or 'body'}: {first['msg']}") from None
