@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.access import facts
@@ -334,18 +334,20 @@ async def held_keys(db: AsyncSession, person_id: str, version_ids: Sequence[str]
     return out
 
 
-def visit_of_version(match: Mapping[str, str]) -> Lookup:
-    """The guard's lookup for ``/api/versions/{version_id}/...`` routes."""
-    return Lookup(
-        select(Document.visit_id)
-        .join(DocumentVersion, DocumentVersion.document_id == Document.id)
-        .where(DocumentVersion.id == match["version_id"]),
-        Document.visit_id,
-    )
-
-
-def visit_of_document(match: Mapping[str, str]) -> Lookup:
-    return Lookup(select(Document.visit_id).where(Document.id == match["document_id"]), Document.visit_id)
+# The guard's lookups for ``/api/versions/{version_id}/...`` and
+# ``/api/documents/{document_id}/...`` routes.
+visit_of_version = Lookup(
+    select(Document.visit_id)
+    .join(DocumentVersion, DocumentVersion.document_id == Document.id)
+    .where(DocumentVersion.id == bindparam("version_id")),
+    Document.visit_id,
+    lambda match: {"version_id": match["version_id"]},
+)
+visit_of_document = Lookup(
+    select(Document.visit_id).where(Document.id == bindparam("document_id")),
+    Document.visit_id,
+    lambda match: {"document_id": match["document_id"]},
+)
 
 
 async def find_version(db: AsyncSession, visit_id: str, version_id: str) -> tuple[DocumentVersion, Document]:

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -150,20 +150,25 @@ async def may_add_version(db: AsyncSession, actor: Actor, document: Document, se
         raise forbidden("Only the uploader's delegation or the secretariat add versions of this document.")
 
 
-def chunk_lookup(match: Mapping[str, str]) -> Lookup:
-    """The guard's lookup for ``PUT /api/versions/{version_id}/chunks/{index}``: the
-    version, its document's visit and the stored chunk's hash (None when there is none
-    or the index is not a number; the handler refuses that index), with the membership
-    check in the same query."""
+def _chunk_params(match: Mapping[str, str]) -> dict[str, Any]:
     raw = match.get("index", "")
-    index = int(raw) if INDEX.fullmatch(raw) else -1
-    return Lookup(
-        select(DocumentVersion, Document.visit_id, VersionChunk.sha256)
-        .join(Document, Document.id == DocumentVersion.document_id)
-        .outerjoin(VersionChunk, (VersionChunk.version_id == DocumentVersion.id) & (VersionChunk.index == index))
-        .where(DocumentVersion.id == match["version_id"]),
-        Document.visit_id,
-    )
+    return {"version_id": match["version_id"], "index": int(raw) if INDEX.fullmatch(raw) else -1}
+
+
+# The guard's lookup for ``PUT /api/versions/{version_id}/chunks/{index}``: the version,
+# its document's visit and the stored chunk's hash (None when there is none, or when
+# the index is not a number: the handler refuses that index), with the membership
+# check in the same query.
+chunk_lookup = Lookup(
+    select(DocumentVersion, Document.visit_id, VersionChunk.sha256)
+    .join(Document, Document.id == DocumentVersion.document_id)
+    .outerjoin(VersionChunk, (VersionChunk.version_id == DocumentVersion.id)
+               & (VersionChunk.index == bindparam("index")))
+    .where(DocumentVersion.id == bindparam("version_id")),
+    Document.visit_id,
+    _chunk_params,
+)
+_INSERT_CHUNK = insert(VersionChunk)
 
 
 @dataclass(frozen=True)
@@ -221,8 +226,8 @@ async def record_chunk(sessions: async_sessionmaker[AsyncSession], target: Chunk
     other bytes were."""
     async with sessions() as db:
         try:
-            await db.execute(insert(VersionChunk).values(
-                version_id=target.version_id, index=target.index, sha256=digest, size=target.length))
+            await db.execute(_INSERT_CHUNK, {"version_id": target.version_id, "index": target.index,
+                                             "sha256": digest, "size": target.length})
             await db.commit()
             return True
         except IntegrityError:

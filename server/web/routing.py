@@ -7,7 +7,7 @@ escape the access matrix. Public routes say ``action=None`` explicitly.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +35,7 @@ Scoped = Callable[[web.Request, Any], Awaitable[web.StreamResponse]]
 # of its visit (``Lookup``). The guard runs it together with the membership check, in
 # one query, and acts as in a ``{visit_id}`` route; the handler finds what it selected
 # in ``scope.target``.
-VisitOf = Callable[[Mapping[str, str]], Lookup]
+VisitOf = Lookup
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ def _guard(
                 # Whoever may not act in its visit is told it does not exist, in the same
                 # words as for an id that names nothing.
                 try:
-                    scope = await scope_of_lookup(db, logins, visit_of(request.match_info), action)
+                    scope = await scope_of_lookup(db, logins, visit_of, request.match_info, action)
                 except DomainError as err:
                     if err.code is ErrorCode.NOT_FOUND:
                         raise not_found("Page") from None
