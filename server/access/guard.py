@@ -9,11 +9,15 @@ to outsiders); a member the policy denies gets ``forbidden``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
 
 from server.access import facts
 from server.access.policy import Action, decide
@@ -73,6 +77,43 @@ class PersonScope:
 class VisitScope:
     actor: Actor
     visit: Visit
+    # Routes guarded with a ``Lookup`` (a path that names something inside a visit, not
+    # the visit): the columns the lookup selected, and when (``time.monotonic()``, taken
+    # just before the query) they were read.
+    target: tuple[Any, ...] = ()
+    read_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """How to find the thing a route is about when its path names no visit (a document
+    version, a document): ``query`` selects it (any columns the route wants, at most
+    one row), with bound parameters (``bindparam``) that ``params`` takes from the
+    path's parameters, and ``visit`` is the column holding the id of the visit it
+    belongs to. One per route, made once: the guard joins it with the visit and the
+    memberships once too (``statement``), so SQLAlchemy's statement cache finds it
+    without walking a new statement on every request. ``persons`` is the guard's
+    parameter name."""
+
+    query: Select[*tuple[Any, ...]]
+    visit: ColumnElement[str] | QueryableAttribute[str]
+    params: Callable[[Mapping[str, str]], dict[str, Any]]
+
+    @cached_property
+    def width(self) -> int:
+        return len(self.query.column_descriptions)
+
+    @cached_property
+    def statement(self) -> Select[*tuple[Any, ...]]:
+        return (
+            self.query.add_columns(Visit, Membership, Delegation.name)
+            .join(Visit, Visit.id == self.visit)
+            .outerjoin(
+                Membership,
+                (Membership.visit_id == Visit.id) & Membership.person_id.in_(bindparam("persons", expanding=True)),
+            )
+            .outerjoin(Delegation, Delegation.id == Membership.delegation_id)
+        )
 
 
 @dataclass(frozen=True)
@@ -108,6 +149,37 @@ async def visit_scope_for(db: AsyncSession, logins: Sequence[Login], visit_id: s
     if found is None:
         raise not_found("Visit")
     return await visit_scope(db, found[0], visit_id, action)
+
+
+async def scope_of_lookup(
+    db: AsyncSession, logins: Sequence[Login], lookup: Lookup, match: Mapping[str, str], action: Action
+) -> VisitScope:
+    """The scope in the visit of what ``lookup`` finds for the path's parameters
+    ``match``, as the login granting that visit, with the lookup's columns as
+    ``target``. One round trip: the lookup joined with the visit and the memberships of
+    every person the logins speak for (the login that grants the visit, so its person,
+    is only known once the visit is). Nothing found, no login granting the visit, or no
+    membership in it: ``not_found``; a member the policy denies: ``forbidden`` (as
+    ``visit_scope_for``)."""
+    persons = sorted({person.id for person, _ in logins})
+    width = lookup.width
+    read_at = time.monotonic()
+    rows = (await db.execute(lookup.statement, {**lookup.params(match), "persons": persons})).all()
+    if not rows:
+        raise not_found("Visit")
+    visit: Visit = rows[0][width]
+    found = login_for_visit(logins, visit.id)
+    if found is None:
+        raise not_found("Visit")
+    person = found[0]
+    for row in rows:
+        membership: Membership | None = row[width + 1]
+        if membership is not None and membership.person_id == person.id:
+            actor = _actor(person, membership, row[width + 2])
+            if not decide(action, actor.role):
+                raise forbidden()
+            return VisitScope(actor, visit, tuple(row[:width]), read_at)
+    raise not_found("Visit")
 
 
 async def session_scope_for(

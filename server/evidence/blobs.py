@@ -7,8 +7,10 @@ Layout: ``<dir>/<first two characters of the id>/<version id>.bin``; chunk ``i``
 offset ``i * (chunk_size + 16)``, and every chunk but the last fills its slot exactly,
 so the complete file *is* the ciphertext of all chunks in order and a download is a
 plain file response (with ``Range``). The file is created sparse at its final length
-on the first chunk and each chunk is written with ``pwrite`` and ``fsync`` (plus the
-directory's ``fsync`` when the file was created): a chunk acknowledged is on disk.
+on the first chunk and each chunk is written with ``pwrite`` and ``fdatasync`` (the
+durability of ``dd oflag=dsync``: the data and what is needed to read it back, such as
+the blocks allocated in the sparse file; plus the directory's ``fsync`` when the file
+was created): a chunk acknowledged is on disk.
 Directories are 0700, files 0600. These calls block: run them in a thread.
 """
 
@@ -17,14 +19,19 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeAlias
 
 from server.core.ids import is_id
 from server.evidence.formats import CHUNK_STRIDE
 
+# A chunk's bytes as the transport holds them (a view of its read buffer, not a copy).
+Chunk: TypeAlias = bytes | bytearray | memoryview
+# ``fsync`` where there is no ``fdatasync`` (macOS).
+_datasync = getattr(os, "fdatasync", os.fsync)
+
 
 class BlobStore(Protocol):
-    def put_chunk(self, version: str, index: int, data: bytes, *, size: int) -> None:
+    def put_chunk(self, version: str, index: int, data: Chunk, *, size: int) -> None:
         """Store chunk ``index`` of a version whose ciphertext is ``size`` bytes in all;
         durable when it returns."""
 
@@ -66,7 +73,7 @@ class LocalBlobStore:
                 created = True
         return created
 
-    def put_chunk(self, version: str, index: int, data: bytes, *, size: int) -> None:
+    def put_chunk(self, version: str, index: int, data: Chunk, *, size: int) -> None:
         if index < 0 or len(data) > self.stride or index * self.stride + len(data) > size:
             raise ValueError("chunk outside the version")
         path = self._path(version)
@@ -80,13 +87,13 @@ class LocalBlobStore:
         try:
             if created:
                 os.ftruncate(fd, size)  # sparse: only written chunks take space
-            view = memoryview(data)
+            view = memoryview(data).cast("B")
             offset = index * self.stride
             while view:
                 written = os.pwrite(fd, view, offset)
                 view = view[written:]
                 offset += written
-            os.fsync(fd)
+            _datasync(fd)
         finally:
             os.close(fd)
         if created:

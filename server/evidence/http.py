@@ -6,15 +6,15 @@
   ``/api/documents/{document_id}/...`` are guarded in the visit the version or document
   belongs to (``visit_of``), so an outsider is told it does not exist.
 
-Chunks are read from the request body into one bounded buffer (at most
-``chunk_size + 16`` bytes, else 413) and written in place in the version's file; a
+A chunk's body is read into one reused buffer of exactly the chunk's length (more than
+``chunk_size + 16`` bytes: 413; any other length: 400), hashed and written in place in
+the version's file in one thread, and only then recorded (``uploads.put_chunk``); a
 download of a whole version is a plain file response with ``Range``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 from typing import Any
 
 from aiohttp import web
@@ -35,14 +35,12 @@ from server.web.keys import EVIDENCE, SESSIONS, SETTINGS
 from server.web.routing import RouteTable
 
 routes = RouteTable()
-_INDEX = re.compile(r"[0-9]{1,9}")
-_READ_PIECE = 64 * 1024
 
 
 
 def _index(request: web.Request) -> int:
     raw = request.match_info["index"]
-    if _INDEX.fullmatch(raw) is None:
+    if uploads.INDEX.fullmatch(raw) is None:
         raise invalid("index: a chunk index is a whole number from 0.")
     return int(raw)
 
@@ -51,16 +49,34 @@ def _persons(scope: PersonScope) -> set[str]:
     return {person.id for person, _ in scope.logins}
 
 
-async def _read_chunk(request: web.Request, limit: int) -> bytes:
-    """The raw body, at most ``limit`` bytes (413 ``too_large`` beyond, as soon as seen)."""
-    if request.content_length is not None and request.content_length > limit:
-        raise too_large(f"body: a chunk is at most {limit} bytes.")
-    buffer = bytearray()
-    async for piece in request.content.iter_chunked(_READ_PIECE):
-        buffer += piece
-        if len(buffer) > limit:
-            raise too_large(f"body: a chunk is at most {limit} bytes.")
-    return bytes(buffer)
+async def _read_chunk(request: web.Request, into: bytearray, length: int, index: int) -> memoryview:
+    """The raw body, which must be ``length`` bytes, read into ``into`` (no other copy):
+    413 ``too_large`` beyond ``CHUNK_STRIDE`` bytes, as soon as seen; 400 for any other
+    length (at once when the request declares it)."""
+    def too_long() -> Exception:
+        return too_large(f"body: a chunk is at most {CHUNK_STRIDE} bytes.")
+
+    def wrong() -> Exception:
+        return invalid(f"body: chunk {index} must be {length} bytes of ciphertext.")
+
+    declared = request.content_length
+    if declared is not None and declared > CHUNK_STRIDE:
+        raise too_long()
+    if declared is not None and declared != length:
+        raise wrong()
+    view = memoryview(into)[:length]
+    filled = 0
+    while piece := await request.content.readany():
+        end = filled + len(piece)
+        if end > length:  # only a body without a declared length gets here
+            while end <= CHUNK_STRIDE and (piece := await request.content.readany()):
+                end += len(piece)
+            raise too_long() if end > CHUNK_STRIDE else wrong()
+        view[filled:end] = piece
+        filled = end
+    if filled != length:
+        raise wrong()
+    return view
 
 
 # ---- devices ------------------------------------------------------------------------------
@@ -195,18 +211,24 @@ async def pending(request: web.Request, scope: VisitScope) -> web.StreamResponse
 _VERSION = evidence.visit_of_version
 
 
-@routes.route("PUT", "/api/versions/{version_id}/chunks/{index}", action=Action.EVIDENCE_UPLOAD, visit_of=_VERSION)
+@routes.route("PUT", "/api/versions/{version_id}/chunks/{index}", action=Action.EVIDENCE_UPLOAD,
+              visit_of=uploads.chunk_lookup)
 async def put_chunk(request: web.Request, scope: VisitScope) -> web.StreamResponse:
     """Raw ciphertext of one chunk: 201 ``{index, sha256}`` once on disk; the same bytes
-    again 200; other bytes 409."""
-    index = _index(request)
-    version_id = request.match_info["version_id"]
-    async with request.app[SESSIONS]() as db:
-        await uploads.upload_target(db, scope.actor, version_id, index)
-    data = await _read_chunk(request, CHUNK_STRIDE)
-    async with request.app[SESSIONS]() as db:
-        stored = await uploads.put_chunk(db, request.app[EVIDENCE].store, scope.actor, version_id, index, data)
-        await db.commit()
+    again 200; other bytes 409. The guard's one lookup (``uploads.chunk_lookup``) found
+    the version and any stored chunk; nothing else is read before the body."""
+    target = uploads.chunk_target(scope, _index(request))
+    runtime = request.app[EVIDENCE]
+    buffer = runtime.buffers.take()
+    try:
+        data = await _read_chunk(request, buffer, target.length, target.index)
+        stored = await uploads.put_chunk(request.app[SESSIONS], runtime.store, runtime.writes, target, data)
+    except asyncio.CancelledError:
+        raise  # a thread may still be reading the buffer: it is not reused
+    except BaseException:
+        runtime.buffers.give(buffer)
+        raise
+    runtime.buffers.give(buffer)
     return web.json_response({"index": stored.index, "sha256": b64u(stored.sha256)},
                              status=201 if stored.created else 200)
 

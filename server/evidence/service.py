@@ -24,20 +24,23 @@ shares, as far as a server can check them), ``sharing`` (late recipients) and
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.access import facts
+from server.access.guard import Lookup
 from server.access.policy import Action, decide
 from server.access.roles import Access, Role
 from server.agenda.models import AgendaSession
 from server.core.errors import invalid, not_found
 from server.core.events import DomainEvent
+from server.core.locks import KeyedLock
 from server.core.ratelimit import TokenBucket
 from server.evidence import formats
 from server.evidence.blobs import BlobStore
@@ -134,15 +137,79 @@ class Limits:
         1.0, 60, message="Too many uploads started; try again shortly."))
 
 
+class ChunkWrites:
+    """Who writes which chunk in this process: one writer per (version, index) at a time
+    (``lock``), and when each chunk's row was last committed here, for ``remember``
+    seconds.
+
+    A chunk's bytes are written before its row is committed, so a writer must know,
+    holding the lock, whether a row appeared since the guard read it (it must then not
+    overwrite the stored bytes). ``committed_since`` answers without a query when no
+    commit of that chunk was recorded after the read; a read older than ``remember``
+    seconds (a very slow body) cannot be vouched for and needs a fresh look."""
+
+    def __init__(self, remember: float = 60.0) -> None:
+        self.lock = KeyedLock("chunk")
+        self.remember = remember
+        self._committed: OrderedDict[tuple[str, int], float] = OrderedDict()
+
+    def committed(self, key: tuple[str, int]) -> None:
+        """A row for ``key`` was (or may have been) committed just now."""
+        now = time.monotonic()
+        self._committed[key] = now
+        self._committed.move_to_end(key)
+        self._forget(now)
+
+    def committed_since(self, key: tuple[str, int], since: float) -> bool:
+        """Whether a row for ``key`` may have been committed after ``since``."""
+        now = time.monotonic()
+        self._forget(now)
+        if since <= now - self.remember:
+            return True
+        at = self._committed.get(key)
+        return at is not None and at >= since
+
+    def _forget(self, now: float) -> None:
+        while self._committed:
+            key, at = next(iter(self._committed.items()))
+            if at > now - self.remember:
+                break
+            del self._committed[key]
+
+    def __len__(self) -> int:
+        return len(self._committed)
+
+
+class Buffers:
+    """Reusable chunk buffers (``CHUNK_STRIDE`` bytes each): a request body is read into
+    one, so its memory is not faulted in afresh for every chunk. At most ``keep`` idle
+    buffers are kept; more are made as needed and dropped when given back."""
+
+    def __init__(self, keep: int = 8, size: int = CHUNK_STRIDE) -> None:
+        self.keep = keep
+        self.size = size
+        self._idle: list[bytearray] = []
+
+    def take(self) -> bytearray:
+        return self._idle.pop() if self._idle else bytearray(self.size)
+
+    def give(self, buffer: bytearray) -> None:
+        if len(self._idle) < self.keep and len(buffer) == self.size:
+            self._idle.append(buffer)
+
+
 @dataclass
 class EvidenceRuntime:
     """What one process needs for evidence: the blob store, the size limit, the limits,
-    and when each (person, version) chunk download was last audited."""
+    when each (person, version) chunk download was last audited, the chunk writers and
+    the body buffers."""
 
     store: BlobStore
     max_bytes: int
     limits: Limits = field(default_factory=Limits)
     chunk_audits: dict[tuple[str, str], float] = field(default_factory=dict)
+    writes: ChunkWrites = field(default_factory=ChunkWrites)
+    buffers: Buffers = field(default_factory=Buffers)
 
     def audit_chunk_due(self, person_id: str, version_id: str) -> bool:
         now = time.monotonic()
@@ -267,23 +334,20 @@ async def held_keys(db: AsyncSession, person_id: str, version_ids: Sequence[str]
     return out
 
 
-async def visit_of_version(db: AsyncSession, match: Mapping[str, str]) -> str | None:
-    """The guard's lookup for ``/api/versions/{version_id}/...`` routes."""
-    found = (
-        await db.execute(
-            select(Document.visit_id)
-            .join(DocumentVersion, DocumentVersion.document_id == Document.id)
-            .where(DocumentVersion.id == match["version_id"])
-        )
-    ).scalar_one_or_none()
-    return str(found) if found is not None else None
-
-
-async def visit_of_document(db: AsyncSession, match: Mapping[str, str]) -> str | None:
-    found = (
-        await db.execute(select(Document.visit_id).where(Document.id == match["document_id"]))
-    ).scalar_one_or_none()
-    return str(found) if found is not None else None
+# The guard's lookups for ``/api/versions/{version_id}/...`` and
+# ``/api/documents/{document_id}/...`` routes.
+visit_of_version = Lookup(
+    select(Document.visit_id)
+    .join(DocumentVersion, DocumentVersion.document_id == Document.id)
+    .where(DocumentVersion.id == bindparam("version_id")),
+    Document.visit_id,
+    lambda match: {"version_id": match["version_id"]},
+)
+visit_of_document = Lookup(
+    select(Document.visit_id).where(Document.id == bindparam("document_id")),
+    Document.visit_id,
+    lambda match: {"document_id": match["document_id"]},
+)
 
 
 async def find_version(db: AsyncSession, visit_id: str, version_id: str) -> tuple[DocumentVersion, Document]:

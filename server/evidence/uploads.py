@@ -4,15 +4,17 @@ wrapped keys, and completion against the signed manifest (docs/evidence.md)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from server.access.guard import Actor
+from server.access.guard import Actor, Lookup, VisitScope
 from server.access.roles import Role
 from server.agenda.models import AgendaItem, AgendaSession
 from server.audit import service as audit
@@ -20,7 +22,7 @@ from server.core.clock import utcnow
 from server.core.errors import conflict, forbidden, invalid, not_found, too_large
 from server.core.events import DomainEvent
 from server.evidence import formats
-from server.evidence.blobs import BlobStore
+from server.evidence.blobs import BlobStore, Chunk
 from server.evidence.checks import (
     MANIFEST_FIELDS,
     check_entitled,
@@ -41,6 +43,7 @@ from server.evidence.models import (
     WrappedKey,
 )
 from server.evidence.service import (
+    ChunkWrites,
     CompleteBody,
     EvidenceShared,
     KeyEntry,
@@ -56,6 +59,7 @@ from server.evidence.service import (
 )
 from server.people.models import Membership
 
+INDEX = re.compile(r"[0-9]{1,9}")  # a chunk index in a path
 
 async def own_upload(db: AsyncSession, actor: Actor, version_id: str) -> tuple[DocumentVersion, Document]:
     """A version the actor is uploading (someone else's upload does not exist for them)."""
@@ -146,13 +150,49 @@ async def may_add_version(db: AsyncSession, actor: Actor, document: Document, se
         raise forbidden("Only the uploader's delegation or the secretariat add versions of this document.")
 
 
-async def upload_target(db: AsyncSession, actor: Actor, version_id: str, index: int) -> int:
-    """Before reading a chunk's body: the bytes chunk ``index`` must have."""
-    version, _ = await own_upload(db, actor, version_id)
+def _chunk_params(match: Mapping[str, str]) -> dict[str, Any]:
+    raw = match.get("index", "")
+    return {"version_id": match["version_id"], "index": int(raw) if INDEX.fullmatch(raw) else -1}
+
+
+# The guard's lookup for ``PUT /api/versions/{version_id}/chunks/{index}``: the version,
+# its document's visit and the stored chunk's hash (None when there is none, or when
+# the index is not a number: the handler refuses that index), with the membership
+# check in the same query.
+chunk_lookup = Lookup(
+    select(DocumentVersion, Document.visit_id, VersionChunk.sha256)
+    .join(Document, Document.id == DocumentVersion.document_id)
+    .outerjoin(VersionChunk, (VersionChunk.version_id == DocumentVersion.id)
+               & (VersionChunk.index == bindparam("index")))
+    .where(DocumentVersion.id == bindparam("version_id")),
+    Document.visit_id,
+    _chunk_params,
+)
+_INSERT_CHUNK = insert(VersionChunk)
+
+
+@dataclass(frozen=True)
+class ChunkTarget:
+    """Where a chunk goes, as the guard's lookup found it before its body was read."""
+
+    version_id: str
+    index: int
+    size: int  # the version's ciphertext in all
+    length: int  # what this chunk must be
+    stored: bytes | None  # the hash of the chunk already stored, if one was
+    read_at: float  # when that was read (``time.monotonic()``)
+
+
+def chunk_target(scope: VisitScope, index: int) -> ChunkTarget:
+    """Before reading a chunk's body, from the guard's lookup (``chunk_lookup``): the
+    actor's own open upload, and an index inside it."""
+    version, _, stored = scope.target
+    if not isinstance(version, DocumentVersion) or version.uploader_person_id != scope.actor.person_id:
+        raise not_found("Document version")
     open_upload(version)
     if index >= version.chunks:
         raise invalid(f"index: this version has {version.chunks} chunks (0 to {version.chunks - 1}).")
-    return chunk_length(version, index)
+    return ChunkTarget(version.id, index, version.size, chunk_length(version, index), stored, scope.read_at)
 
 
 @dataclass(frozen=True)
@@ -162,35 +202,70 @@ class StoredChunk:
     created: bool
 
 
+def hash_and_write(store: BlobStore, target: ChunkTarget, data: Chunk, stored: bytes | None) -> bytes:
+    """In a thread: the chunk's SHA-256, then its bytes in place, durable, unless other
+    bytes are stored for it (the caller refuses those). The same bytes as stored are
+    written again: harmless, and it repairs a slot that a writer in another process
+    overwrote (docs/evidence.md, "Storage")."""
+    digest = hashlib.sha256(data).digest()
+    if stored is None or stored == digest:
+        store.put_chunk(target.version_id, target.index, data, size=target.size)
+    return digest
+
+
+async def stored_hash(db: AsyncSession, version_id: str, index: int) -> bytes | None:
+    found = await db.execute(
+        select(VersionChunk.sha256).where(VersionChunk.version_id == version_id, VersionChunk.index == index)
+    )
+    return found.scalar_one_or_none()
+
+
+async def record_chunk(sessions: async_sessionmaker[AsyncSession], target: ChunkTarget, digest: bytes) -> bool:
+    """The chunk's row, in a transaction of its own once its bytes are on disk: True when
+    this added it, False when the same chunk was already recorded; ``conflict`` when
+    other bytes were."""
+    async with sessions() as db:
+        try:
+            await db.execute(_INSERT_CHUNK, {"version_id": target.version_id, "index": target.index,
+                                             "sha256": digest, "size": target.length})
+            await db.commit()
+            return True
+        except IntegrityError:
+            # Recorded meanwhile by a writer in another process (this one's lock keeps
+            # its own writers apart).
+            await db.rollback()
+            if await stored_hash(db, target.version_id, target.index) != digest:
+                raise conflict(f"Chunk {target.index} is already stored with other bytes.") from None
+            return False
+
+
 async def put_chunk(
-    db: AsyncSession, store: BlobStore, actor: Actor, version_id: str, index: int, data: bytes
+    sessions: async_sessionmaker[AsyncSession], store: BlobStore, writes: ChunkWrites, target: ChunkTarget,
+    data: Chunk,
 ) -> StoredChunk:
-    """Store one chunk: its row first (flushed, so a racing different write conflicts),
-    then its bytes, durable on disk before this returns; the caller commits."""
-    version, _ = await own_upload(db, actor, version_id)
-    open_upload(version)
-    if index >= version.chunks:
-        raise invalid(f"index: this version has {version.chunks} chunks (0 to {version.chunks - 1}).")
-    if len(data) != chunk_length(version, index):
-        raise invalid(f"body: chunk {index} must be {chunk_length(version, index)} bytes of ciphertext.")
-    digest = formats.sha256(data)
-    stored = await db.get(VersionChunk, (version.id, index))
-    if stored is not None:
-        if stored.sha256 != digest:
-            raise conflict(f"Chunk {index} is already stored with other bytes.")
-        return StoredChunk(index, digest, False)
-    db.add(VersionChunk(version_id=version.id, index=index, sha256=digest, size=len(data)))
-    try:
-        await db.flush()
-    except IntegrityError:
-        # The same chunk arrived concurrently and its writer committed first.
-        await db.rollback()
-        stored = await db.get(VersionChunk, (version.id, index))
-        if stored is None or stored.sha256 != digest:
-            raise conflict(f"Chunk {index} is already stored with other bytes.") from None
-        return StoredChunk(index, digest, False)
-    await asyncio.to_thread(store.put_chunk, version.id, index, data, size=version.size)
-    return StoredChunk(index, digest, True)
+    """Store one chunk of ``target.length`` bytes: hash and write it (durable) in one
+    thread, then commit its row in a short transaction of its own, so no database lock
+    is held across the disk's flush. One writer per chunk at a time in this process;
+    other bytes than a stored chunk's are refused (``conflict``) before they are written.
+
+    A crash (or a failed commit) after the write leaves bytes without a row: the chunk
+    is not received, and the client sends it again."""
+    key = (target.version_id, target.index)
+    async with writes.lock.hold(key, timeout=30.0, busy="This chunk is being stored; try again in a moment."):
+        stored = target.stored
+        if stored is None and writes.committed_since(key, target.read_at):
+            async with sessions() as db:  # a writer here recorded it since the guard looked
+                stored = await stored_hash(db, target.version_id, target.index)
+        digest = await asyncio.to_thread(hash_and_write, store, target, data, stored)
+        if stored is not None:
+            if stored != digest:
+                raise conflict(f"Chunk {target.index} is already stored with other bytes.")
+            return StoredChunk(target.index, digest, False)
+        try:
+            created = await record_chunk(sessions, target, digest)
+        finally:
+            writes.committed(key)  # even when the commit's outcome is unknown
+        return StoredChunk(target.index, digest, created)
 
 
 async def upload_state(db: AsyncSession, actor: Actor, version_id: str) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.audit import service as audit
@@ -33,6 +33,16 @@ INVITATION = "invitation"
 MAX_COOKIE_TOKENS = 12
 _MAX_TOKEN_CHARS = 200
 _LAST_SEEN_GRANULARITY = timedelta(minutes=5)
+
+
+# Made once (SQLAlchemy caches its compiled form by the statement; a statement built
+# anew on every request would be walked anew to find it).
+_LOGINS = (
+    select(LoginSession, Person, Visit.status)
+    .join(Person, Person.id == LoginSession.person_id)
+    .outerjoin(Visit, Visit.id == LoginSession.visit_id)
+    .where(LoginSession.token_hash.in_(bindparam("hashes", expanding=True)))
+)
 
 
 def split_cookie(value: str | None) -> list[str]:
@@ -69,14 +79,7 @@ async def resolve_logins(db: AsyncSession, secret_key: bytes, cookie_value: str 
     if not tokens:
         return []
     hashes = {token_hash(secret_key, token): n for n, token in enumerate(tokens)}
-    rows = (
-        await db.execute(
-            select(LoginSession, Person, Visit.status)
-            .join(Person, Person.id == LoginSession.person_id)
-            .outerjoin(Visit, Visit.id == LoginSession.visit_id)
-            .where(LoginSession.token_hash.in_(hashes))
-        )
-    ).all()
+    rows = (await db.execute(_LOGINS, {"hashes": list(hashes)})).all()
     now = utcnow()
     found = sorted(
         (

@@ -11,6 +11,7 @@ import ipaddress
 from collections.abc import Sequence
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.people import logins as login_rules
 from server.people import service as people
@@ -21,14 +22,17 @@ COOKIE_NAME = "parley_session"
 _REQUEST_LOGINS: web.RequestKey[list[Login]] = web.RequestKey("logins", list)
 
 
-async def current_logins(request: web.Request) -> list[Login]:
-    """The valid logins of the request's cookie (resolved once per request)."""
+async def current_logins(request: web.Request, db: AsyncSession | None = None) -> list[Login]:
+    """The valid logins of the request's cookie (resolved once per request), in ``db``
+    when the caller has a session open, else in a session of their own."""
     if _REQUEST_LOGINS in request:
         return request[_REQUEST_LOGINS]
-    async with request.app[SESSIONS]() as db:
-        found = await people.resolve_logins(
-            db, request.app[SETTINGS].secret_key, request.cookies.get(COOKIE_NAME)
-        )
+    cookie = request.cookies.get(COOKIE_NAME)
+    if db is not None:
+        found = await people.resolve_logins(db, request.app[SETTINGS].secret_key, cookie)
+    else:
+        async with request.app[SESSIONS]() as own:
+            found = await people.resolve_logins(own, request.app[SETTINGS].secret_key, cookie)
     request[_REQUEST_LOGINS] = found
     return found
 

@@ -7,17 +7,18 @@ escape the access matrix. Public routes say ``action=None`` explicitly.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.access.guard import (
+    Lookup,
     PersonScope,
     SessionScope,
     VisitScope,
+    scope_of_lookup,
     session_scope_for,
     visit_scope_for,
 )
@@ -30,9 +31,11 @@ from server.web.keys import SESSIONS
 
 Scoped = Callable[[web.Request, Any], Awaitable[web.StreamResponse]]
 # For routes about something inside a visit whose path names no visit (a document
-# version, a document): the visit it belongs to, from the path's parameters, or None
-# when there is no such thing. The guard then acts as in a ``{visit_id}`` route.
-VisitOf = Callable[[AsyncSession, Mapping[str, str]], Awaitable[str | None]]
+# version, a document): how to look it up from the path's parameters, with the column
+# of its visit (``Lookup``). The guard runs it together with the membership check, in
+# one query, and acts as in a ``{visit_id}`` route; the handler finds what it selected
+# in ``scope.target``.
+VisitOf = Lookup
 
 
 @dataclass(frozen=True)
@@ -84,17 +87,18 @@ def _guard(
     handler: Scoped, action: Action, path: str, visit_of: VisitOf | None = None
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def guarded(request: web.Request) -> web.StreamResponse:
-        logins = await current_logins(request)
-        primary = primary_login(logins)
-        if primary is None:
-            raise DomainError(ErrorCode.UNAUTHENTICATED, "Please open your invitation link or log in.")
-        # Path parameters of guarded routes are ids; anything else names nothing.
-        if not all(is_id(value) for value in request.match_info.values()):
-            raise not_found("Page")
-        scope: SessionScope | VisitScope | PersonScope
-        # Visit and session routes act as the login that grants that visit: another
-        # visit's invitation login of the same person grants nothing here.
+        # One database session for the login and the scope.
         async with request.app[SESSIONS]() as db:
+            logins = await current_logins(request, db)
+            primary = primary_login(logins)
+            if primary is None:
+                raise DomainError(ErrorCode.UNAUTHENTICATED, "Please open your invitation link or log in.")
+            # Path parameters of guarded routes are ids; anything else names nothing.
+            if not all(is_id(value) for value in request.match_info.values()):
+                raise not_found("Page")
+            scope: SessionScope | VisitScope | PersonScope
+            # Visit and session routes act as the login that grants that visit: another
+            # visit's invitation login of the same person grants nothing here.
             if "{session_id}" in path:
                 scope = await session_scope_for(db, logins, request.match_info["session_id"], action)
             elif "{visit_id}" in path:
@@ -102,11 +106,8 @@ def _guard(
             elif visit_of is not None:
                 # Whoever may not act in its visit is told it does not exist, in the same
                 # words as for an id that names nothing.
-                visit_id = await visit_of(db, request.match_info)
-                if visit_id is None:
-                    raise not_found("Page")
                 try:
-                    scope = await visit_scope_for(db, logins, visit_id, action)
+                    scope = await scope_of_lookup(db, logins, visit_of, request.match_info, action)
                 except DomainError as err:
                     if err.code is ErrorCode.NOT_FOUND:
                         raise not_found("Page") from None

@@ -109,12 +109,12 @@ class Gate:
 def gate_chunk(monkeypatch: pytest.MonkeyPatch, gate: Gate) -> None:
     original = evidence_uploads.put_chunk
 
-    async def held(db: Any, store: Any, actor: Any, version_id: str, index: int, data: bytes) -> Any:
-        if index == gate.index and not gate.release.is_set():
+    async def held(sessions: Any, store: Any, writes: Any, target: Any, data: Any) -> Any:
+        if target.index == gate.index and not gate.release.is_set():
             gate.arrived.set()
             await gate.release.wait()
             raise web.HTTPServiceUnavailable(text="cut by the test")
-        return await original(db, store, actor, version_id, index, data)
+        return await original(sessions, store, writes, target, data)
 
     monkeypatch.setattr(evidence_uploads, "put_chunk", held)
 
