@@ -11,8 +11,13 @@ TOKEN_BYTES = 32  # invitation and login tokens: 256 bits
 
 
 def new_id() -> str:
-    """A random id for a row that appears in URLs; never sequential."""
-    return secrets.token_urlsafe(ID_BYTES)
+    """A random id for a row that appears in URLs; never sequential, and never starting
+    with "-", which a command line would read as an option (`parley client upload
+    --session ID`). That takes under 6 bits from one character in 64: 122 stay random."""
+    while True:
+        found = secrets.token_urlsafe(ID_BYTES)
+        if not found.startswith("-"):
+            return found
 
 
 def new_token() -> str:
