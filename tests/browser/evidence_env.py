@@ -81,18 +81,24 @@ class Env:
         return path
 
 
-@asynccontextmanager
-async def evidence_env(templates: Templates, tmp: Path) -> AsyncIterator[Env]:
-    """A server on a copy of the template database with a ready-made visit, and Chromium."""
+async def browser_server_settings(templates: Templates, tmp: Path, secret: bytes) -> Settings:
+    """Settings for a server on a copy of the template database and a free port, for a
+    module that drives Chromium (which must be installed)."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"Chromium not found at {CHROMIUM}: run `bash scripts/setup.sh --test` (Debian package chromium)")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    settings = Settings(
+    return Settings(
         var_dir=tmp / "var", database_url=await templates.sqlite_copy(tmp / "parley.db"), redis_url=None,
         storage_dir=tmp / "storage", host="127.0.0.1", port=port, base_url=base, allowed_origins=(base,),
-        secret_key=b"test-secret-key-evidence-room",
+        secret_key=secret,
     )
+
+
+@asynccontextmanager
+async def evidence_env(templates: Templates, tmp: Path) -> AsyncIterator[Env]:
+    """A server on a copy of the template database with a ready-made visit, and Chromium."""
+    settings = await browser_server_settings(templates, tmp, b"test-secret-key-evidence-room")
     live, runner = await start_server(settings)
     files = tmp / "files"
     files.mkdir()

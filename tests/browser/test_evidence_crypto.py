@@ -30,9 +30,9 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 from playwright.async_api import Page, async_playwright
 
-from server.config import Settings
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, WATCH_CSP
-from tests.conftest import free_port, start_server
+from tests.browser.evidence_env import browser_server_settings
+from tests.conftest import start_server
 from tests.fixtures.databases import Templates
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
@@ -145,16 +145,9 @@ class Env:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def env(templates: Templates, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"Chromium not found at {CHROMIUM}: run `bash scripts/setup.sh --test` (Debian package chromium)")
     tmp = tmp_path_factory.mktemp("evidence-crypto")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    settings = Settings(
-        var_dir=tmp / "var", database_url=await templates.sqlite_copy(tmp / "parley.db"), redis_url=None,
-        storage_dir=tmp / "storage", host="127.0.0.1", port=port, base_url=base, allowed_origins=(base,),
-        secret_key=b"test-secret-key-evidence-crypto",
-    )
+    settings = await browser_server_settings(templates, tmp, b"test-secret-key-evidence-crypto")
+    base = settings.base_url
     _, runner = await start_server(settings)
     try:
         async with async_playwright() as pw:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Route, expect
+from playwright.async_api import Page, Route, expect
 from sqlalchemy import update
 
 from server.people.models import Person
@@ -33,6 +33,26 @@ async def env(templates: Templates, tmp_path_factory: pytest.TempPathFactory) ->
 
 # ---- devices ---------------------------------------------------------------------------------
 
+
+
+async def upload_cut_at(page: Page, path: Path, index: int) -> list[str]:
+    """Send ``path`` with the connection cut at chunk ``index``; wait until the page
+    offers to resume. The chunk PUT URLs requested so far, and later ones too."""
+    puts: list[str] = []
+    page.on("request", lambda r: puts.append(r.url) if r.method == "PUT" and "/chunks/" in r.url else None)
+
+    async def cut(route: Route) -> None:
+        if route.request.url.endswith(f"/chunks/{index}"):
+            await route.abort("connectionreset")
+        else:
+            await route.continue_()
+
+    await page.route("**/chunks/*", cut)
+    await page.locator("#ev-files").set_input_files(path)
+    await page.get_by_role("button", name="Encrypt and send").click()
+    await expect(page.locator("#ev-error")).to_contain_text("Drop the same file again to resume")
+    await page.unroute("**/chunks/*", cut)
+    return puts
 
 async def test_a_device_is_set_up_with_its_recovery_code_shown_once(env: Env) -> None:
     delegate = await env.open("delegate")
@@ -140,20 +160,7 @@ async def test_an_interrupted_upload_resumes_with_the_missing_chunks_only(env: E
     page = env.people["delegate"].page
     data = os.urandom(3 * MiB + 100)  # 4 chunks
     path = env.file("case-files.bin", data)
-    puts: list[str] = []
-    page.on("request", lambda r: puts.append(r.url) if r.method == "PUT" and "/chunks/" in r.url else None)
-
-    async def cut(route: Route) -> None:
-        if route.request.url.endswith("/chunks/2"):
-            await route.abort("connectionreset")
-        else:
-            await route.continue_()
-
-    await page.route("**/chunks/*", cut)
-    await page.locator("#ev-files").set_input_files(path)
-    await page.get_by_role("button", name="Encrypt and send").click()
-    await expect(page.locator("#ev-error")).to_contain_text("Drop the same file again to resume")
-    await page.unroute("**/chunks/*", cut)
+    puts = await upload_cut_at(page, path, 2)
     assert len(puts) == 3  # chunks 0, 1, and the cut 2
 
     await page.reload()
@@ -178,20 +185,7 @@ async def test_a_changed_file_starts_over_with_a_new_version(env: Env) -> None:
     first = os.urandom(2 * MiB + 10)
     path = env.file("draft.bin", first)
     stat = path.stat()
-    puts: list[str] = []
-    page.on("request", lambda r: puts.append(r.url) if r.method == "PUT" and "/chunks/" in r.url else None)
-
-    async def cut(route: Route) -> None:
-        if route.request.url.endswith("/chunks/1"):
-            await route.abort("connectionreset")
-        else:
-            await route.continue_()
-
-    await page.route("**/chunks/*", cut)
-    await page.locator("#ev-files").set_input_files(path)
-    await page.get_by_role("button", name="Encrypt and send").click()
-    await expect(page.locator("#ev-error")).to_contain_text("Drop the same file again to resume")
-    await page.unroute("**/chunks/*", cut)
+    puts = await upload_cut_at(page, path, 1)
     # Same name, size and modification time, other bytes: never mixed with what was sent.
     changed = os.urandom(len(first))
     path.write_bytes(changed)
